@@ -1,0 +1,41 @@
+// Subcommands whose work arrives with a later step. Each is registered with its
+// final name and arguments so that `--help` is already truthful, and running it
+// says plainly that it is not available yet (exit 2).
+#include "cli/commands.h"
+
+namespace attnlab::cli {
+namespace {
+void add_pending(CLI::App& app, Action& action, const std::string& name, const std::string& help,
+                 const std::string& step) {
+  auto* cmd = app.add_subcommand(name, help + " [not available yet: " + step + "]");
+  cmd->allow_extras();
+  cmd->callback([&action, name, step] { action = [name, step] { return not_available(name, step); }; });
+}
+}  // namespace
+
+void add_sweep(CLI::App& app, Action& action) {
+  add_pending(app, action, "sweep", "Run an experiment's sweep", "step 5 (sweeps)");
+}
+void add_eval(CLI::App& app, Action& action) {
+  add_pending(app, action, "eval", "Evaluate a finished run", "step 4 (evaluation)");
+}
+void add_generate(CLI::App& app, Action& action) {
+  add_pending(app, action, "generate", "Generate text from a run", "step 3 (model zoo)");
+}
+void add_kv(CLI::App& app, Action& action) {
+  add_pending(app, action, "kv", "KV-cache accounting table", "step 3 (model zoo)");
+}
+void add_bench(CLI::App& app, Action& action) {
+  add_pending(app, action, "bench", "Training and decode benchmarks", "step 6 (benchmarks)");
+}
+void add_collect(CLI::App& app, Action& action) {
+  add_pending(app, action, "collect", "Collect a sweep's runs into a table", "step 5 (sweeps)");
+}
+void add_train(CLI::App& app, Action& action) {
+  add_pending(app, action, "train", "Train one run", "step 1");
+}
+void add_data(CLI::App& app, Action& action) {
+  add_pending(app, action, "data", "Prepare corpora", "step 1");
+}
+
+}  // namespace attnlab::cli

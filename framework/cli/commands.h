@@ -1,0 +1,31 @@
+// Each subcommand lives in its own cli/cmd_*.cpp and registers itself on the
+// root CLI11 app through one of these functions (called from main.cpp).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace attnlab::cli {
+
+// The action a parsed subcommand runs; returns the process exit code.
+using Action = std::function<int()>;
+
+void add_train(CLI::App& app, Action& action);
+void add_sweep(CLI::App& app, Action& action);
+void add_eval(CLI::App& app, Action& action);
+void add_generate(CLI::App& app, Action& action);
+void add_kv(CLI::App& app, Action& action);
+void add_bench(CLI::App& app, Action& action);
+void add_collect(CLI::App& app, Action& action);
+void add_data(CLI::App& app, Action& action);
+
+// Prints the versions of attnlab and its libraries, and the CUDA device if any.
+int print_version();
+
+// For subcommands a later step fills: says so and exits 2, never pretends to work.
+int not_available(const std::string& command, const std::string& which_step);
+
+}  // namespace attnlab::cli

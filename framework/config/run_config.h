@@ -1,0 +1,114 @@
+// The typed, validated configuration of one run. config::compose() builds it
+// from YAML and overrides; everything downstream (model, data, train, eval)
+// reads only these structs, never YAML. Defaults here mirror configs/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace attnlab {
+
+struct RunSection {
+  std::string name = "default";   // run directory name under root/
+  std::string root = "results";   // results root; run dirs never leave it
+};
+
+struct RopeScalingConfig {
+  std::string kind = "none";        // none | linear | ntk | yarn
+  double factor = 1.0;              // context extension factor (s)
+  int64_t original_max_len = 0;     // pre-extension context (0: model.max_seq_len)
+  double beta_fast = 32.0;          // YaRN ramp bounds, in rotations over the original context
+  double beta_slow = 1.0;
+  double mscale = 1.0;              // YaRN attention temperature terms (DeepSeek's mscale)
+  double mscale_all_dim = 0.0;
+};
+
+struct PositionConfig {
+  std::string kind = "rope";        // none | learned | alibi | rope (registry key)
+  double theta = 10000.0;           // RoPE base
+  double fraction = 1.0;            // share of head dims that rotate (partial RoPE)
+  std::string dims = "high";        // which frequencies keep RoPE: high | low | uniform
+  RopeScalingConfig scaling;
+};
+
+struct AttentionConfig {
+  std::string kind = "mha";         // mha | mqa | gqa | mla (registry key)
+  int64_t n_kv_heads = 0;           // grouped: 0 means "as the kind implies" (mha: n_heads, mqa: 1)
+  // Latent (MLA) only:
+  int64_t q_rank = 0;               // query compression rank; 0 = plain query projection
+  int64_t kv_rank = 0;              // d_c, the cached latent width
+  int64_t nope_dim = 0;             // d_n, per-head query/key dims without RoPE
+  int64_t rope_dim = 0;             // d_r, decoupled rotary dims (shared key)
+  int64_t v_dim = 0;                // d_v, per-head value dims
+  std::string decode = "absorbed";  // naive | absorbed
+  std::string rope_mode = "decoupled";  // decoupled | none | coupled
+  std::string cache_dtype = "fp32";     // fp32 | bf16 | fp16
+  std::string backend = "auto";         // inner attention: auto | math | sdpa
+};
+
+struct ModelConfig {
+  int64_t n_layers = 2;
+  int64_t d_model = 64;
+  int64_t n_heads = 4;
+  int64_t head_dim = 0;             // 0: d_model / n_heads
+  int64_t d_ff = 0;                 // 0: 4 * d_model (gelu) or the SwiGLU 8/3 rule
+  std::string mlp = "gelu";         // gelu | swiglu
+  std::string norm = "rms";         // rms | layer
+  bool tie_embeddings = true;
+  int64_t max_seq_len = 256;
+  bool match_params = false;        // size the MLP so every attention matches MHA's parameter count
+  int64_t vocab_size = 256;         // set from the tokenizer, not by the user
+  AttentionConfig attention;
+  PositionConfig position;
+
+  int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
+};
+
+struct DataConfig {
+  std::string kind = "kjv";         // kjv | text | synthetic
+  std::string path;                 // text: the UTF-8 file to train on
+  std::string tokenizer = "byte";   // byte | char | sentencepiece
+  int64_t vocab_size = 0;           // sentencepiece only; byte is 256
+  double val_fraction = 0.05;       // tail of the corpus held out for validation
+  std::string task = "copy";        // synthetic only
+  std::string dir = "data";         // where prepared corpora live
+};
+
+struct OptimConfig {
+  double lr = 1e-3;
+  double min_lr = 1e-4;
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  int64_t warmup_steps = 10;
+  std::string schedule = "cosine";  // cosine | wsd | constant
+  double grad_clip = 1.0;           // 0 disables
+};
+
+struct TrainConfig {
+  int64_t steps = 100;
+  int64_t batch_size = 8;
+  int64_t seq_len = 64;
+  int64_t grad_accum = 1;
+  std::string device = "auto";      // auto | cpu | cuda
+  std::string dtype = "fp32";       // fp32 | bf16 (autocast-style mixed precision)
+  int64_t eval_every = 50;
+  int64_t eval_batches = 8;
+  int64_t checkpoint_every = 0;     // 0: only at the end
+  int64_t keep_checkpoints = 1;
+  int64_t log_every = 10;
+  bool cuda_graph = false;
+  int64_t threads = 0;              // CPU intra-op threads; 0 = LibTorch's default
+};
+
+struct RunConfig {
+  int64_t seed = 0;
+  RunSection run;
+  ModelConfig model;                // model.attention / model.position mirror the top-level groups
+  DataConfig data;
+  OptimConfig optim;
+  TrainConfig train;
+};
+
+}  // namespace attnlab

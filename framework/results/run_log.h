@@ -1,0 +1,77 @@
+// The run file: one HDF5 file per run (run.h5), one writer.
+//
+// RunLog keeps the run's record in memory and commit() rewrites the whole file
+// atomically (run.h5.tmp beside it, fsync, rename, fsync the directory), so the
+// file on disk is always complete and matches the last commit. Commit at every
+// checkpoint and at every terminal state (complete, diverged, failed).
+//
+// Layout (docs/run-file.md):
+//   /            attrs: schema_version, attnlab_version, status, status_step, started,
+//                       finished, config_yaml, overrides, seed, hostname, torch_version, ...
+//   /model       attrs: n_params, attention, position, kv_bytes_per_token, ...
+//   /train/<col> 1-D float64 datasets, one row per logged step (step, loss, lr, ...)
+//   /eval/<col>  likewise for evaluations (step, val_loss, val_ppl, ...)
+//   /summary     attrs: final_val_ppl, best_val_ppl, train_seconds, tokens_seen
+//   /events      step (int64), kind (string), message (string)
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace attnlab::results {
+
+inline constexpr int64_t kRunSchemaVersion = 1;
+
+using AttrValue = std::variant<int64_t, double, std::string>;
+
+struct Event {
+  int64_t step = 0;
+  std::string kind;     // "start", "eval", "checkpoint", "resume", "diverged", ...
+  std::string message;
+};
+
+class RunLog {
+ public:
+  // A new, empty log whose committed file will be `path` (e.g. results/x/run.h5).
+  explicit RunLog(std::filesystem::path path);
+
+  // Reads a committed run file back (to resume a run, or to inspect one).
+  static RunLog load(const std::filesystem::path& path);
+
+  const std::filesystem::path& path() const { return path_; }
+
+  // Attributes on a group: "/" (root), "/model", "/summary", ...
+  void set_attr(const std::string& group, const std::string& name, AttrValue value);
+  const AttrValue* attr(const std::string& group, const std::string& name) const;
+
+  // Appends one row to a series ("train", "eval", "eval/context", ...). Every
+  // row of a series must have the same columns as its first row.
+  void append(const std::string& series, const std::map<std::string, double>& row);
+  // The values of one column; empty when absent.
+  std::vector<double> column(const std::string& series, const std::string& name) const;
+  // Drops rows whose "step" column is greater than `step` (used when resuming
+  // from a checkpoint older than the last logged rows).
+  void truncate_after(int64_t step);
+
+  void add_event(Event event);
+  const std::vector<Event>& events() const { return events_; }
+
+  // Writes the whole record to path() atomically. Throws attnlab::Error on I/O failure.
+  void commit() const;
+
+ private:
+  std::filesystem::path path_;
+  std::map<std::string, std::map<std::string, AttrValue>> attrs_;                    // group -> name -> value
+  std::map<std::string, std::map<std::string, std::vector<double>>> series_;         // series -> column -> values
+  std::vector<Event> events_;
+};
+
+// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
+// rename over the target, fsync the directory. Used for config.yaml & co.
+void atomic_write_text(const std::filesystem::path& path, const std::string& bytes);
+
+}  // namespace attnlab::results

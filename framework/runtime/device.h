@@ -1,0 +1,24 @@
+// Device, dtype and seeding: the small decisions every run makes once.
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+
+namespace attnlab {
+
+// "auto" picks CUDA when LibTorch sees a GPU, else the CPU. Asking for "cuda"
+// without one is a UserError naming `key`.
+torch::Device select_device(const std::string& name, const std::string& key = "train.device");
+
+// "fp32" | "bf16" | "fp16" | "fp64" to a scalar type; anything else is a UserError naming `key`.
+torch::ScalarType parse_dtype(const std::string& name, const std::string& key);
+std::string dtype_name(torch::ScalarType dtype);
+
+// Seeds LibTorch's CPU and CUDA generators.
+void seed_everything(int64_t seed);
+
+// "NVIDIA H100 80GB HBM3" or "cpu (N threads)".
+std::string device_description(const torch::Device& device);
+
+}  // namespace attnlab

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the test suite (ctest).
+# Extra arguments go to ctest, e.g. `scripts/test.sh -R causality` or `-L slow`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PRESET=${ATTNLAB_PRESET:-release}
+"$ROOT/scripts/setup.sh"
+cd "$ROOT"
+ctest --test-dir "build/$PRESET" --output-on-failure -j "$(nproc)" "$@"
