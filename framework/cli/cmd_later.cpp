@@ -31,11 +31,5 @@ void add_bench(CLI::App& app, Action& action) {
 void add_collect(CLI::App& app, Action& action) {
   add_pending(app, action, "collect", "Collect a sweep's runs into a table", "step 5 (sweeps)");
 }
-void add_train(CLI::App& app, Action& action) {
-  add_pending(app, action, "train", "Train one run", "step 1");
-}
-void add_data(CLI::App& app, Action& action) {
-  add_pending(app, action, "data", "Prepare corpora", "step 1");
-}
 
 }  // namespace attnlab::cli

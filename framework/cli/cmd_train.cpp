@@ -1,0 +1,83 @@
+// `attnlab train [overrides]`: one run, or with -m a multirun over sweep values.
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "config/multirun.h"
+#include "train/trainer.h"
+
+namespace attnlab::cli {
+namespace {
+
+struct TrainArgs {
+  ConfigArgs config;
+  bool multirun = false;
+  bool dry_run = false;
+  bool restart = false;
+  int64_t stop_after = 0;
+};
+
+int exit_code(const std::string& status) {
+  if (status == "diverged") return 3;
+  if (status == "interrupted") return 130;
+  return 0;
+}
+
+int run_one(const config::Composed& composed, const std::filesystem::path& run_dir, const TrainArgs& args) {
+  train::TrainRequest request{composed, run_dir, args.restart, args.stop_after, true};
+  auto outcome = train::train(request);
+  if (outcome.status == "skipped") {
+    fmt::print("{}: already complete (val ppl {:.3f}); nothing to do. --restart trains it again.\n",
+               run_dir.string(), outcome.final_val_ppl);
+  } else {
+    fmt::print("{}: {} after {} steps, val loss {:.4f}, val ppl {:.3f}, {:.1f} ms/step (median)\n", run_dir.string(),
+               outcome.status, outcome.steps, outcome.final_val_loss, outcome.final_val_ppl, outcome.ms_per_step);
+  }
+  fmt::print("run file: {}\n", outcome.run_file.string());
+  return exit_code(outcome.status);
+}
+
+int run(const TrainArgs& args) {
+  auto request = make_request(args.config);
+  if (!args.multirun) {
+    if (args.dry_run) throw UserError("--dry-run plans a multirun: add -m");
+    auto composed = config::compose(request);
+    return run_one(composed, std::filesystem::path(composed.run.run.root) / composed.run.run.name, args);
+  }
+  // Plan (and validate) every job before the first one runs.
+  auto jobs = config::plan_multirun(request);
+  fmt::print("multirun: {} job(s)\n", jobs.size());
+  for (const auto& job : jobs) fmt::print("  {}  {}\n", job.run_id, fmt::join(job.overrides, " "));
+  if (args.dry_run) return 0;
+  int worst = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto job_request = request;
+    job_request.overrides = jobs[i].overrides;
+    auto composed = config::compose(job_request);
+    fmt::print("[{}/{}] {}\n", i + 1, jobs.size(), jobs[i].run_id);
+    auto dir = std::filesystem::path(composed.run.run.root) / composed.run.run.name / jobs[i].run_id;
+    int code = run_one(composed, dir, args);
+    if (code == 130) return code;  // Ctrl-C stops the whole multirun
+    worst = std::max(worst, code);
+  }
+  return worst;
+}
+
+}  // namespace
+
+void add_train(CLI::App& app, Action& action) {
+  auto args = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train one run (or a multirun with -m)");
+  add_config_args(*cmd, args->config);
+  cmd->add_flag("-m,--multirun", args->multirun, "Expand sweep values (a=1,2 range(..) zip(..)) into one run each");
+  cmd->add_flag("--dry-run", args->dry_run, "With -m: print the planned runs and exit");
+  cmd->add_flag("--restart", args->restart, "Discard an existing run of the same name and train from scratch");
+  cmd->add_option("--stop-after", args->stop_after,
+                  "Checkpoint and stop after N steps (re-run the same command to resume)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([&action, args] { action = [args] { return run(*args); }; });
+}
+
+}  // namespace attnlab::cli

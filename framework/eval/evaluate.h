@@ -1,0 +1,28 @@
+// Validation metrics: mean cross-entropy over fixed batches, perplexity, and
+// bits per byte (comparable across tokenizers).
+#pragma once
+
+#include <torch/types.h>
+
+#include <utility>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace attnlab::eval {
+
+struct EvalResult {
+  double loss = 0.0;           // mean cross-entropy per token, nats
+  double ppl = 0.0;            // exp(loss)
+  double bits_per_byte = 0.0;  // loss / ln 2 / (UTF-8 bytes per token)
+  int64_t tokens = 0;
+};
+
+using Batches = std::vector<std::pair<torch::Tensor, torch::Tensor>>;
+
+// Evaluates in eval mode without gradients (autocast to `dtype` when it is
+// bf16/fp16); restores the model's training mode afterwards.
+EvalResult evaluate(model::TransformerLM& model, const Batches& batches, torch::Device device,
+                    torch::ScalarType dtype, double bytes_per_token);
+
+}  // namespace attnlab::eval

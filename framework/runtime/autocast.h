@@ -1,0 +1,36 @@
+// Scoped mixed precision: inside an AutocastScope, matmuls run in bf16/fp16 on
+// the given device type while reductions (softmax, loss) stay in fp32, as
+// torch.autocast does in Python. A scope with dtype fp32 does nothing.
+#pragma once
+
+#include <ATen/autocast_mode.h>
+
+namespace attnlab {
+
+class AutocastScope {
+ public:
+  AutocastScope(c10::DeviceType device, c10::ScalarType dtype)
+      : device_(device), active_(dtype != c10::kFloat && dtype != c10::kDouble) {
+    if (!active_) return;
+    previous_enabled_ = at::autocast::is_autocast_enabled(device_);
+    previous_dtype_ = at::autocast::get_autocast_dtype(device_);
+    at::autocast::set_autocast_dtype(device_, dtype);
+    at::autocast::set_autocast_enabled(device_, true);
+  }
+  ~AutocastScope() {
+    if (!active_) return;
+    at::autocast::set_autocast_enabled(device_, previous_enabled_);
+    at::autocast::set_autocast_dtype(device_, previous_dtype_);
+    at::autocast::clear_cache();
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool active_;
+  bool previous_enabled_ = false;
+  c10::ScalarType previous_dtype_ = c10::kFloat;
+};
+
+}  // namespace attnlab

@@ -1,0 +1,84 @@
+// Checkpoint save/load/prune.
+#include "train/checkpoint.h"
+
+#include <fmt/format.h>
+#include <torch/serialize.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+
+namespace attnlab::train {
+namespace fs = std::filesystem;
+
+namespace {
+std::vector<fs::path> list_checkpoints(const fs::path& dir) {
+  std::vector<fs::path> out;
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const auto name = entry.path().filename().string();
+    if (name.starts_with("step-") && entry.path().extension() == ".pt") out.push_back(entry.path());
+  }
+  std::sort(out.begin(), out.end());  // zero-padded step numbers sort by name
+  return out;
+}
+}  // namespace
+
+fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                         const CheckpointState& state, int64_t keep) {
+  const fs::path dir = run_dir / "checkpoints";
+  fs::create_directories(dir);
+  const fs::path path = dir / fmt::format("step-{:07d}.pt", state.step);
+
+  torch::serialize::OutputArchive archive, model_archive, optim_archive;
+  model.save(model_archive);
+  optimizer.save(optim_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optim_archive);
+  archive.write("step", torch::tensor(state.step));
+  archive.write("batcher_draws", torch::tensor(static_cast<int64_t>(state.batcher_draws)));
+  archive.write("tokens_seen", torch::tensor(state.tokens_seen));
+  archive.write("train_seconds", torch::tensor(state.train_seconds, torch::kFloat64));
+
+  // Write beside the target and rename, so a crash never leaves a torn checkpoint.
+  fs::path tmp = path;
+  tmp += ".tmp";
+  archive.save_to(tmp.string());
+  fs::rename(tmp, path);
+
+  auto all = list_checkpoints(dir);
+  const auto n_keep = static_cast<size_t>(std::max<int64_t>(1, keep));
+  for (size_t i = 0; i + n_keep < all.size(); ++i) fs::remove(all[i]);
+  return path;
+}
+
+std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
+  auto all = list_checkpoints(run_dir / "checkpoints");
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
+  torch::serialize::InputArchive archive, model_archive, optim_archive;
+  try {
+    archive.load_from(path.string());
+    archive.read("model", model_archive);
+    archive.read("optimizer", optim_archive);
+    model.load(model_archive);
+    optimizer.load(optim_archive);
+    torch::Tensor step, draws, tokens, seconds;
+    archive.read("step", step);
+    archive.read("batcher_draws", draws);
+    archive.read("tokens_seen", tokens);
+    archive.read("train_seconds", seconds);
+    return CheckpointState{step.item<int64_t>(), static_cast<uint64_t>(draws.item<int64_t>()),
+                           tokens.item<int64_t>(), seconds.item<double>()};
+  } catch (const c10::Error& e) {
+    throw UserError(fmt::format("cannot resume from checkpoint {}: {} (it does not match this run's model; "
+                                "start over with --restart)",
+                                path.string(), e.what_without_backtrace()));
+  }
+}
+
+}  // namespace attnlab::train

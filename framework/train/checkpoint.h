@@ -1,0 +1,33 @@
+// Training checkpoints: model and optimizer state, the step, and the data
+// stream position, in one LibTorch archive written atomically
+// (checkpoints/step-NNNNNNN.pt). Older ones are pruned to keep_checkpoints.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+
+namespace attnlab::train {
+
+struct CheckpointState {
+  int64_t step = 0;             // optimizer steps completed
+  uint64_t batcher_draws = 0;   // Batcher::state() after those steps
+  int64_t tokens_seen = 0;
+  double train_seconds = 0.0;
+};
+
+// Writes <run_dir>/checkpoints/step-<step>.pt atomically and prunes all but the newest `keep`.
+std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, torch::nn::Module& model,
+                                      torch::optim::Optimizer& optimizer, const CheckpointState& state, int64_t keep);
+
+// The newest checkpoint in <run_dir>/checkpoints, if any.
+std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
+
+// Restores model and optimizer (already constructed with the same shapes) and returns the state.
+CheckpointState load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model,
+                                torch::optim::Optimizer& optimizer);
+
+}  // namespace attnlab::train

@@ -1,0 +1,325 @@
+// The training loop and the run directory's lifecycle.
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <limits>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "data/dataset.h"
+#include "eval/evaluate.h"
+#include "model/transformer.h"
+#include "results/run_log.h"
+#include "runtime/autocast.h"
+#include "runtime/device.h"
+#include "train/checkpoint.h"
+#include "train/model_info.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+namespace attnlab::train {
+namespace fs = std::filesystem;
+using results::RunLog;
+
+namespace {
+
+// Ctrl-C asks the loop to stop after the current step, checkpoint, and commit;
+// a second Ctrl-C falls back to the default (immediate) behaviour.
+std::atomic<bool> g_stop_requested{false};
+extern "C" void on_interrupt(int) {
+  g_stop_requested = true;
+  std::signal(SIGINT, SIG_DFL);
+}
+class InterruptScope {
+ public:
+  InterruptScope() : previous_(std::signal(SIGINT, on_interrupt)) { g_stop_requested = false; }
+  ~InterruptScope() { std::signal(SIGINT, previous_); }
+
+ private:
+  void (*previous_)(int);
+};
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  return gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string("unknown");
+}
+
+// UTF-8 bytes per token over the validation targets, for bits per byte.
+double bytes_per_token(const data::Tokenizer& tokenizer, const eval::Batches& batches) {
+  int64_t tokens = 0, bytes = 0;
+  for (const auto& batch : batches) {
+    auto targets = batch.second.contiguous().to(torch::kCPU);
+    for (int64_t b = 0; b < targets.size(0); ++b) {
+      auto row = targets[b];
+      std::vector<int64_t> ids(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+      bytes += static_cast<int64_t>(tokenizer.decode(ids).size());
+      tokens += row.numel();
+    }
+  }
+  return tokens > 0 && bytes > 0 ? static_cast<double>(bytes) / static_cast<double>(tokens) : 1.0;
+}
+
+void remove_previous_run(const fs::path& run_dir) {
+  for (const char* name : {"run.h5", "run.h5.tmp", "config.yaml", "overrides.yaml", "defaults.yaml"}) {
+    fs::remove(run_dir / name);
+  }
+  fs::remove_all(run_dir / "checkpoints");
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_run_files(const fs::path& run_dir, const config::Composed& composed) {
+  std::string defaults;
+  for (const auto& d : composed.defaults) defaults += "- " + d + "\n";
+  results::atomic_write_text(run_dir / "config.yaml", composed.resolved_yaml);
+  results::atomic_write_text(run_dir / "overrides.yaml", composed.overrides_yaml);
+  results::atomic_write_text(run_dir / "defaults.yaml", defaults);
+}
+
+void write_root_attrs(RunLog& log, const config::Composed& composed, const torch::Device& device) {
+  log.set_attr("/", "attnlab_version", std::string(ATTNLAB_VERSION));
+  log.set_attr("/", "git_sha", std::string(ATTNLAB_GIT_SHA));
+  log.set_attr("/", "torch_version", std::string(TORCH_VERSION));
+  log.set_attr("/", "cuda_version", device.is_cuda() ? std::string("available") : std::string("none"));
+  log.set_attr("/", "device_name", device_description(device));
+  log.set_attr("/", "hostname", host_name());
+  log.set_attr("/", "seed", composed.run.seed);
+  log.set_attr("/", "started", utc_now());
+  log.set_attr("/", "config_yaml", composed.resolved_yaml);
+  log.set_attr("/", "overrides", composed.overrides_yaml);
+}
+
+void set_status(RunLog& log, const std::string& status, int64_t step) {
+  log.set_attr("/", "status", status);
+  log.set_attr("/", "status_step", step);
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+TrainOutcome train(const TrainRequest& request) {
+  const RunConfig& cfg = request.composed.run;
+  const TrainConfig& tc = cfg.train;
+
+  // Everything a user can get wrong is checked before the run directory is touched.
+  const torch::Device device = select_device(tc.device);
+  const torch::ScalarType dtype = parse_dtype(tc.dtype, "train.dtype");
+  if (tc.threads > 0) torch::set_num_threads(static_cast<int>(tc.threads));
+  seed_everything(cfg.seed);
+  data::Dataset dataset = data::load(cfg.data);
+  for (const auto* split : {&dataset.train, &dataset.val}) {
+    if (split->size() < tc.seq_len + 1) {
+      throw_user_error("train.seq_len", "", fmt::format("{} tokens per window, but a split of '{}' holds only {}",
+                                                        tc.seq_len + 1, dataset.name, split->size()));
+    }
+  }
+  ModelConfig model_cfg = cfg.model;
+  model_cfg.vocab_size = dataset.tokenizer->vocab_size();
+  model::TransformerLM model(model_cfg);
+  model->to(device);
+  auto optimizer = make_adamw(*model, cfg.optim);
+
+  const fs::path run_file = request.run_dir / "run.h5";
+  TrainOutcome outcome;
+  outcome.run_file = run_file;
+  if (request.restart) {
+    remove_previous_run(request.run_dir);
+  } else if (fs::exists(run_file)) {
+    const auto config_file = request.run_dir / "config.yaml";
+    if (fs::exists(config_file) && read_file(config_file) != request.composed.resolved_yaml) {
+      throw_user_error("run.name", "", fmt::format("{} already holds a run with a different config; choose another "
+                                                   "run.name, or pass --restart to replace it",
+                                                   request.run_dir.string()));
+    }
+    RunLog existing = RunLog::load(run_file);
+    const auto* status = existing.attr("/", "status");
+    if (status && std::get<std::string>(*status) == "complete") {
+      outcome.status = "skipped";
+      const auto ppl = existing.column("eval", "val_ppl");
+      const auto loss = existing.column("eval", "val_loss");
+      outcome.final_val_ppl = ppl.empty() ? 0.0 : ppl.back();
+      outcome.final_val_loss = loss.empty() ? 0.0 : loss.back();
+      outcome.steps = tc.steps;
+      return outcome;
+    }
+  }
+
+  fs::create_directories(request.run_dir);
+  write_run_files(request.run_dir, request.composed);
+
+  // Resume from the newest checkpoint, or start fresh.
+  CheckpointState state;
+  RunLog log(run_file);
+  const auto checkpoint = latest_checkpoint(request.run_dir);
+  if (checkpoint && fs::exists(run_file)) {
+    state = load_checkpoint(*checkpoint, *model, *optimizer);
+    log = RunLog::load(run_file);
+    log.truncate_after(state.step);
+    log.add_event({state.step, "resume", fmt::format("resumed from {}", checkpoint->filename().string())});
+  } else {
+    write_root_attrs(log, request.composed, device);
+    write_model_attrs(log, *model, cfg);
+    log.add_event({0, "start", fmt::format("training on {}", device_description(device))});
+  }
+  set_status(log, "running", state.step);
+  log.commit();
+
+  data::Batcher batcher(dataset.train, tc.batch_size, tc.seq_len, static_cast<uint64_t>(cfg.seed));
+  batcher.set_state(state.batcher_draws);
+  const eval::Batches val_batches = data::validation_batches(dataset.val, tc.eval_batches, tc.batch_size, tc.seq_len);
+  const double val_bytes_per_token = bytes_per_token(*dataset.tokenizer, val_batches);
+
+  auto run_eval = [&](int64_t step) {
+    auto r = eval::evaluate(model, val_batches, device, dtype, val_bytes_per_token);
+    log.append("eval", {{"step", static_cast<double>(step)},
+                        {"tokens", static_cast<double>(state.tokens_seen)},
+                        {"val_loss", r.loss},
+                        {"val_ppl", r.ppl},
+                        {"val_bits_per_byte", r.bits_per_byte}});
+    outcome.final_val_loss = r.loss;
+    outcome.final_val_ppl = r.ppl;
+    return r;
+  };
+  auto checkpoint_and_commit = [&](const std::string& status) {
+    state.batcher_draws = batcher.state();
+    save_checkpoint(request.run_dir, *model, *optimizer, state, tc.keep_checkpoints);
+    set_status(log, status, state.step);
+    log.commit();
+  };
+
+  InterruptScope interrupts;
+  Progress progress(fmt::format("train {}", request.run_dir.filename().string()), tc.steps);
+  std::vector<double> step_ms;
+  int64_t steps_this_process = 0;
+  const int64_t tokens_per_step = tc.batch_size * tc.seq_len * tc.grad_accum;
+  auto window_start = std::chrono::steady_clock::now();
+  int64_t window_tokens = 0;
+  std::string last_val = "-";
+  outcome.status = "complete";
+  model->train();
+
+  try {
+    while (state.step < tc.steps) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double lr = learning_rate(cfg.optim, state.step, tc.steps);
+      set_learning_rate(*optimizer, lr);
+      optimizer->zero_grad(true);
+      torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+      for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
+        auto [inputs_BT, targets_BT] = batcher.next();
+        torch::Tensor loss;
+        {
+          AutocastScope autocast(device.type(), dtype);
+          auto logits_BTV = model->forward(inputs_BT.to(device));
+          loss = torch::nn::functional::cross_entropy(logits_BTV.reshape({-1, logits_BTV.size(-1)}).to(torch::kFloat32),
+                                                      targets_BT.to(device).reshape({-1}));
+        }
+        (loss / static_cast<double>(tc.grad_accum)).backward();
+        loss_sum += loss.detach();
+      }
+      const double max_norm = cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
+      const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), max_norm);
+      optimizer->step();
+      const double loss = loss_sum.item<double>() / static_cast<double>(tc.grad_accum);
+      state.step += 1;
+      state.tokens_seen += tokens_per_step;
+      window_tokens += tokens_per_step;
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      step_ms.push_back(ms);
+      state.train_seconds += ms / 1000.0;
+
+      if (!std::isfinite(loss)) {
+        outcome.status = "diverged";
+        log.add_event({state.step, "diverged", fmt::format("loss became {} at step {}", loss, state.step)});
+        set_status(log, "diverged", state.step);
+        log.commit();
+        break;
+      }
+      if (state.step % tc.log_every == 0 || state.step == tc.steps) {
+        const auto now = std::chrono::steady_clock::now();
+        const double secs = std::chrono::duration<double>(now - window_start).count();
+        log.append("train", {{"step", static_cast<double>(state.step)},
+                             {"tokens", static_cast<double>(state.tokens_seen)},
+                             {"loss", loss},
+                             {"lr", lr},
+                             {"grad_norm", grad_norm},
+                             {"tokens_per_s", secs > 0 ? static_cast<double>(window_tokens) / secs : 0.0}});
+        window_start = now;
+        window_tokens = 0;
+      }
+      if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || state.step == tc.steps) {
+        last_val = fmt::format("{:.3f}", run_eval(state.step).loss);
+      }
+      if (request.show_progress) progress.update(state.step, fmt::format("loss {:.3f} | val {} | {:.0f} ms/step", loss, last_val, ms));
+
+      ++steps_this_process;
+      const bool stop_here = request.stop_after > 0 && steps_this_process >= request.stop_after && state.step < tc.steps;
+      if (g_stop_requested || stop_here) {
+        outcome.status = "interrupted";
+        log.add_event({state.step, "interrupted",
+                       g_stop_requested ? "stopped by Ctrl-C; re-run the same command to resume"
+                                        : "stopped by --stop-after; re-run the same command to resume"});
+        checkpoint_and_commit("interrupted");
+        break;
+      }
+      if (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0 && state.step < tc.steps) {
+        log.add_event({state.step, "checkpoint", ""});
+        checkpoint_and_commit("running");
+      }
+    }
+  } catch (const std::exception& e) {
+    log.add_event({state.step, "failed", e.what()});
+    set_status(log, "failed", state.step);
+    log.commit();
+    throw;
+  }
+
+  outcome.steps = state.step;
+  outcome.ms_per_step = median(step_ms);
+  if (request.show_progress) progress.finish(fmt::format("{} | val loss {:.3f} | ppl {:.2f}", outcome.status, outcome.final_val_loss,
+                              outcome.final_val_ppl));
+  if (outcome.status == "complete") {
+    const auto ppl = log.column("eval", "val_ppl");
+    log.set_attr("/summary", "final_val_ppl", outcome.final_val_ppl);
+    log.set_attr("/summary", "final_val_loss", outcome.final_val_loss);
+    log.set_attr("/summary", "best_val_ppl", ppl.empty() ? 0.0 : *std::min_element(ppl.begin(), ppl.end()));
+    log.set_attr("/summary", "train_seconds", state.train_seconds);
+    log.set_attr("/summary", "tokens_seen", state.tokens_seen);
+    log.set_attr("/summary", "ms_per_step_median", outcome.ms_per_step);
+    log.set_attr("/", "finished", utc_now());
+    log.add_event({state.step, "complete", ""});
+    checkpoint_and_commit("complete");
+  }
+  return outcome;
+}
+
+}  // namespace attnlab::train
