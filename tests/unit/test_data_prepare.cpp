@@ -167,3 +167,22 @@ TEST_CASE("the King James Bible is prepared without verse references", "[data][k
   CHECK(ds.train.size() + ds.val.size() == static_cast<int64_t>(corpus.size()));
   CHECK(decode_all(ds, ds.val) == corpus.substr(split_offset(corpus, cfg.val_fraction)));
 }
+
+TEST_CASE("a SentencePiece tokenizer trained on the whole KJV round-trips it", "[kjv][.slow]") {
+  if (!has_bible()) {
+    WARN("the `bible` program (Debian package bible-kjv) is not installed: not checked");
+    return;
+  }
+  TempDir dir;
+  DataConfig cfg;
+  cfg.kind = "kjv";
+  cfg.tokenizer = "sentencepiece";
+  cfg.vocab_size = 4096;
+  cfg.dir = (dir.path / "data").string();
+  Dataset ds = load(cfg);
+  CHECK(ds.tokenizer->vocab_size() == 4096);
+  std::string corpus = read_bytes(dir.path / "data" / "kjv" / "corpus.txt");
+  CHECK(decode_all(ds, ds.train) + decode_all(ds, ds.val) == corpus);
+  double bytes_per_token = static_cast<double>(corpus.size()) / static_cast<double>(ds.train.size() + ds.val.size());
+  CHECK(bytes_per_token > 3.0);  // a 4096-piece BPE compresses English several-fold
+}
