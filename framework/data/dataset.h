@@ -53,6 +53,9 @@ struct Dataset {
 
 // Where prepare() puts a corpus: <cfg.dir>/<kjv | stem of cfg.path>.
 std::filesystem::path dataset_dir(const DataConfig& cfg);
+// Where one tokenizer's files live inside it: dataset_dir/<byte | char |
+// sentencepiece-N>/ holds train.bin, val.bin, meta.yaml and the tokenizer files.
+std::filesystem::path tokens_dir(const DataConfig& cfg);
 
 // Writes corpus text, tokenizer files and train/val token files (idempotent:
 // an already prepared, up-to-date dataset is left as it is). UserError for a

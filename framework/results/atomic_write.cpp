@@ -1,4 +1,5 @@
-// Atomic replacement of a file: write beside it, fsync, rename, fsync the directory.
+// Atomic replacement of a file: write beside it, fsync, rename, fsync the
+// directory. Also the shared fsync/rename steps declared in durable.h.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -7,18 +8,39 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "results/durable.h"
 #include "results/run_log.h"
 
 namespace attnlab::results {
 namespace {
 void fsync_path(const std::filesystem::path& path, int flags) {
-  int fd = ::open(path.c_str(), flags);
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0) throw Error(fmt::format("cannot open {} to sync it: {}", path.string(), std::strerror(errno)));
   int rc = ::fsync(fd);
   ::close(fd);
   if (rc != 0) throw Error(fmt::format("fsync of {} failed: {}", path.string(), std::strerror(errno)));
 }
 }  // namespace
+
+void fsync_file(const std::filesystem::path& path) { fsync_path(path, O_RDONLY); }
+
+void fsync_directory(const std::filesystem::path& dir) {
+  fsync_path(dir.empty() ? std::filesystem::path(".") : dir, O_RDONLY | O_DIRECTORY);
+}
+
+void replace_durably(const std::filesystem::path& tmp, const std::filesystem::path& target) {
+  try {
+    fsync_file(tmp);
+    if (::rename(tmp.c_str(), target.c_str()) != 0) {
+      throw Error(fmt::format("cannot rename {} to {}: {}", tmp.string(), target.string(), std::strerror(errno)));
+    }
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
+  }
+  fsync_directory(target.parent_path());
+}
 
 void atomic_write_text(const std::filesystem::path& path, const std::string& bytes) {
   auto tmp = path;
@@ -31,15 +53,18 @@ void atomic_write_text(const std::filesystem::path& path, const std::string& byt
     if (n < 0) {
       if (errno == EINTR) continue;
       ::close(fd);
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
       throw Error(fmt::format("write to {} failed: {}", tmp.string(), std::strerror(errno)));
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::close(fd) != 0) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
     throw Error(fmt::format("cannot flush {}: {}", tmp.string(), std::strerror(errno)));
   }
-  std::filesystem::rename(tmp, path);
-  fsync_path(path.parent_path().empty() ? "." : path.parent_path(), O_RDONLY | O_DIRECTORY);
+  replace_durably(tmp, path);
 }
 
 }  // namespace attnlab::results

@@ -47,12 +47,16 @@ class RunLog {
   // Attributes on a group: "/" (root), "/model", "/summary", ...
   void set_attr(const std::string& group, const std::string& name, AttrValue value);
   const AttrValue* attr(const std::string& group, const std::string& name) const;
+  // Every attribute, by normalized group ("/", "/model", ...).
+  const std::map<std::string, std::map<std::string, AttrValue>>& attrs() const { return attrs_; }
 
   // Appends one row to a series ("train", "eval", "eval/context", ...). Every
   // row of a series must have the same columns as its first row.
   void append(const std::string& series, const std::map<std::string, double>& row);
   // The values of one column; empty when absent.
   std::vector<double> column(const std::string& series, const std::string& name) const;
+  // Names of the series that hold rows ("eval", "eval/context", "train"), sorted.
+  std::vector<std::string> series_names() const;
   // Drops rows whose "step" column is greater than `step` (used when resuming
   // from a checkpoint older than the last logged rows).
   void truncate_after(int64_t step);
