@@ -4,13 +4,31 @@
 #pragma once
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <vector>
+
 #include "config/run_config.h"
+#include "model/attention/attention.h"
+#include "model/layers.h"
 
 namespace attnlab::model {
 
 class KvCache;  // model/kv_cache.h
+
+// One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)).
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ModelConfig& config, int64_t d_ff);
+  torch::Tensor forward(const torch::Tensor& x_BTD, AttnContext& ctx);
+
+  Norm norm1{nullptr}, norm2{nullptr};
+  AttentionPtr attn;
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(Block);
 
 class TransformerLMImpl : public torch::nn::Module {
  public:
@@ -29,10 +47,41 @@ class TransformerLMImpl : public torch::nn::Module {
   int64_t n_params() const;
   int64_t n_params_attention() const;
 
+  // A cache for this model's layers, in attention.cache_dtype unless given,
+  // on the model's device. Allocate it after set_decode: layouts follow the mode.
+  KvCache make_cache(int64_t batch, int64_t max_len) const;
+  KvCache make_cache(int64_t batch, int64_t max_len, torch::ScalarType dtype) const;
+  std::vector<CacheLayout> cache_layouts() const;
+
+  // MLA: switch naive/absorbed decoding without touching weights. A no-op
+  // for grouped attention; absorbed with coupled RoPE is a UserError.
+  void set_decode(DecodeMode mode);
+  // Inner kernel for every layer (math is the reference; auto = the config's).
+  void set_backend(Backend backend) { backend_ = backend; }
+  // The kernel the last layer ran in the most recent forward.
+  InnerPath last_path() const { return last_path_; }
+
+  int64_t d_ff() const { return d_ff_; }  // after model.match_params
+  const std::vector<Block>& blocks() const { return blocks_; }
+  const Position& position() const { return *position_; }
+
  private:
+  torch::Tensor run(const torch::Tensor& tokens_BT, KvCache* cache);
+
   ModelConfig config_;
-  // (members are the model helper's to define)
+  int64_t d_ff_ = 0;
+  torch::nn::Embedding wte{nullptr};
+  PositionPtr position_;
+  std::vector<Block> blocks_;
+  Norm norm_f{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // untied only
+  Backend backend_ = Backend::kAuto;
+  InnerPath last_path_ = InnerPath::kNone;
 };
 TORCH_MODULE(TransformerLM);
+
+// model.d_ff after model.match_params: widened or narrowed so that the model's
+// total parameter count matches the MHA model of the same shape.
+int64_t resolved_d_ff(const ModelConfig& config);
 
 }  // namespace attnlab::model

@@ -1,0 +1,170 @@
+// KV-cache accounting tables and MLA decode costs (see kv_report.h).
+#include "bench/kv_report.h"
+
+#include <fmt/format.h>
+
+#include "model/attention/latent.h"
+#include "model/attention/registry.h"
+#include "model/kv_cache.h"
+
+namespace attnlab::bench {
+
+using model::attention_entry;
+using model::CacheLayout;
+
+namespace {
+
+KvRow row(const std::string& name, const CacheLayout& layout, const ModelConfig& c, torch::ScalarType dtype) {
+  KvRow r;
+  r.variant = name;
+  r.parts = layout.describe();
+  r.elements_per_layer = layout.elements_per_token();
+  r.elements_per_token = r.elements_per_layer * c.n_layers;
+  r.bytes_per_token = layout.bytes_per_token(dtype) * c.n_layers;
+  r.ratio_to_mha = 0.0;
+  return r;
+}
+
+ModelConfig with_kind(ModelConfig c, const std::string& kind) {
+  const auto saved = c.attention;
+  c.attention = AttentionConfig{};
+  c.attention.kind = kind;
+  c.attention.cache_dtype = saved.cache_dtype;
+  if (kind == "mla") {
+    c.attention = saved;
+    c.attention.kind = "mla";
+  }
+  return c;
+}
+
+}  // namespace
+
+KvTable kv_table(const ModelConfig& config) {
+  const auto dtype = model::parse_cache_dtype(config.attention.cache_dtype);
+  KvTable t;
+  t.n_layers = config.n_layers;
+  t.cache_dtype = config.attention.cache_dtype;
+  t.title = fmt::format("KV cache per token: {} layers, d_model {}, {} heads of {}, cache {}", config.n_layers,
+                        config.d_model, config.n_heads, config.resolved_head_dim(), config.attention.cache_dtype);
+  for (const auto& entry : model::attention_registry()) {
+    auto c = with_kind(config, entry.kind);
+    if (entry.kind == "gqa") {
+      int64_t k = config.attention.kind == "gqa" && config.attention.n_kv_heads > 0 ? config.attention.n_kv_heads
+                  : (config.n_heads % 8 == 0 && config.n_heads > 8)                  ? 8
+                                                                                      : std::max<int64_t>(1, config.n_heads / 2);
+      c.attention.n_kv_heads = k;
+      t.rows.push_back(row(fmt::format("gqa (K={})", k), entry.layout(c), c, dtype));
+    } else if (entry.kind == "mla") {
+      if (c.attention.rope_mode == "coupled") c.attention.rope_mode = "decoupled";  // absorbed needs it
+      for (std::string decode : {"naive", "absorbed"}) {
+        c.attention.decode = decode;
+        t.rows.push_back(row("mla " + decode, entry.layout(c), c, dtype));
+      }
+    } else {
+      t.rows.push_back(row(entry.kind, entry.layout(c), c, dtype));
+    }
+  }
+  const double mha = static_cast<double>(t.rows.front().elements_per_layer);
+  for (auto& r : t.rows) r.ratio_to_mha = mha / static_cast<double>(r.elements_per_layer);
+  return t;
+}
+
+std::vector<DecodeCost> mla_decode_costs(const ModelConfig& config, int64_t context_len) {
+  auto c = with_kind(config, "mla");
+  c.attention.rope_mode = "decoupled";
+  const auto o = model::LatentOptions::from(c);
+  const double h = static_cast<double>(o.n_heads), n = static_cast<double>(o.nope_dim),
+               r = static_cast<double>(o.rope_dim), v = static_cast<double>(o.v_dim),
+               cr = static_cast<double>(o.kv_rank), dq = static_cast<double>(o.q_rank),
+               d = static_cast<double>(o.d_model), l = static_cast<double>(context_len);
+  const double elem = static_cast<double>(c10::elementSize(model::parse_cache_dtype(c.attention.cache_dtype)));
+  // Weights every path reads once per token: query, W_DKV, W_UKV, W_O.
+  const double w_q = dq > 0 ? d * dq + dq + dq * h * (n + r) : d * h * (n + r);
+  const double w_kv_a = d * (cr + r) + cr, w_kv_b = cr * h * (n + v), w_o = h * v * d;
+  const double weights_bytes = (w_q + w_kv_a + w_kv_b + w_o) * elem;
+  const double common = 2 * (w_q + w_kv_a + w_o);
+  const double attend_full = 2 * h * l * (n + r) + 2 * h * l * v;  // q·k over L keys, p·v over L values
+
+  const int64_t naive_elems = o.n_heads * (o.qk_dim() + o.v_dim), latent_elems = o.kv_rank + o.rope_dim;
+  std::vector<DecodeCost> out;
+  // naive: up-project only the new token, cache and read full k, v.
+  out.push_back({"naive", naive_elems, common + 2 * w_kv_b + attend_full,
+                 l * static_cast<double>(naive_elems) * elem, weights_bytes});
+  // naive-latent: cache the latent but re-expand all L tokens every step.
+  out.push_back({"naive-latent", latent_elems, common + 2 * w_kv_b * l + attend_full,
+                 l * static_cast<double>(latent_elems) * elem, weights_bytes});
+  // absorbed: q~ = q_nope W_UK (2·H·d_n·C), scores over C+R, p·ckv over C, W_UV (2·H·C·d_v).
+  out.push_back({"absorbed", latent_elems,
+                 common + 2 * h * n * cr + 2 * h * l * (cr + r) + 2 * h * l * cr + 2 * h * cr * v,
+                 l * static_cast<double>(latent_elems) * elem, weights_bytes});
+  return out;
+}
+
+ModelConfig deepseek_v2_config() {
+  ModelConfig c;
+  c.n_layers = 60;
+  c.d_model = 5120;
+  c.n_heads = 128;
+  c.head_dim = 128;
+  c.vocab_size = 102400;
+  c.max_seq_len = 131072;
+  c.attention.kind = "mla";
+  c.attention.q_rank = 1536;
+  c.attention.kv_rank = 512;
+  c.attention.nope_dim = 128;
+  c.attention.rope_dim = 64;
+  c.attention.v_dim = 128;
+  c.attention.cache_dtype = "bf16";
+  return c;
+}
+
+std::string short_count(int64_t n) {
+  if (n < 1000) return fmt::format("{}", n);
+  if (n < 1000000) return fmt::format("{:.1f}K", static_cast<double>(n) / 1e3);
+  return fmt::format("{:.2f}M", static_cast<double>(n) / 1e6);
+}
+
+std::string format_kv_table(const KvTable& t) {
+  std::string out = t.title + "\n";
+  out += fmt::format("{:<14} {:<28} {:>12} {:>14} {:>14} {:>10}\n", "variant", "parts per token per layer",
+                     "elem/layer", "elem/token", "bytes/token", "MHA/this");
+  for (const auto& r : t.rows)
+    out += fmt::format("{:<14} {:<28} {:>12} {:>14} {:>14} {:>9.1f}x\n", r.variant, r.parts, r.elements_per_layer,
+                       fmt::format("{} ({})", r.elements_per_token, short_count(r.elements_per_token)),
+                       r.bytes_per_token, r.ratio_to_mha);
+  return out;
+}
+
+std::string format_decode_costs(const std::vector<DecodeCost>& costs, int64_t context_len) {
+  std::string out = fmt::format("MLA decode, per new token per layer, at context {}:\n", context_len);
+  out += fmt::format("{:<14} {:>12} {:>14} {:>16} {:>16} {:>12}\n", "path", "cache elem", "GFLOP",
+                     "cache MB read", "weight MB read", "FLOP/byte");
+  for (const auto& c : costs)
+    out += fmt::format("{:<14} {:>12} {:>14.4f} {:>16.3f} {:>16.3f} {:>12.1f}\n", c.path, c.cache_elements,
+                       c.flops / 1e9, c.cache_bytes_read / 1e6, c.weight_bytes_read / 1e6, c.intensity());
+  return out;
+}
+
+std::string kv_report(const ModelConfig& config, int64_t context_len) {
+  return format_kv_table(kv_table(config)) + "\n" + format_decode_costs(mla_decode_costs(config, context_len), context_len);
+}
+
+std::string deepseek_v2_report(int64_t context_len) {
+  auto c = deepseek_v2_config();
+  std::string out = format_kv_table(kv_table(c)) + "\n";
+  auto mla = attention_entry("mla").layout(c).elements_per_token();
+  // The paper's MHA baselines (Appendix D.2): 16 heads of 128 for the small
+  // MoE model (27 layers), n_h·d_h = 7168 for the large one (60 layers).
+  const int64_t small_mha = 2 * 16 * 128 * 27, large_mha = 2 * 7168 * 60;
+  out += "DeepSeek-V2 paper check (elements per token):\n";
+  out += fmt::format("  MLA per layer:           {:>8}   paper 576\n", mla);
+  out += fmt::format("  MLA, 60 layers:          {:>8}   paper 34.6K   (MHA baseline {}, paper 860.2K)\n",
+                     short_count(60 * mla), short_count(large_mha));
+  out += fmt::format("  MLA, 27 layers:          {:>8}   paper 15.6K   (MHA baseline {}, paper 110.6K)\n",
+                     short_count(27 * mla), short_count(small_mha));
+  out += fmt::format("  MHA 128x128 / MLA:       {:>8.1f}x  paper 57x\n", 2.0 * 128 * 128 / static_cast<double>(mla));
+  out += "\n" + format_decode_costs(mla_decode_costs(c, context_len), context_len);
+  return out;
+}
+
+}  // namespace attnlab::bench

@@ -1,0 +1,66 @@
+// KV-cache accounting as a library: for a ModelConfig, every attention variant
+// side by side (cache parts, elements and bytes per token, ratio to MHA); the
+// DeepSeek-V2 preset that reproduces the paper's numbers; and per-token decode
+// FLOPs and bytes read for MLA's naive and absorbed paths. `attnlab kv` prints these.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/run_config.h"
+
+namespace attnlab::bench {
+
+struct KvRow {
+  std::string variant;          // "mha", "gqa (K=8)", "mqa", "mla naive", "mla absorbed"
+  std::string parts;            // per token per layer, e.g. "ckv[512] + krope[64]"
+  int64_t elements_per_layer;   // per token, one layer
+  int64_t elements_per_token;   // per token, all layers
+  int64_t bytes_per_token;      // elements_per_token times the cache dtype size
+  double ratio_to_mha;          // MHA's elements / this variant's (57 for DeepSeek-V2's MLA)
+};
+
+struct KvTable {
+  std::string title;
+  int64_t n_layers = 0;
+  std::string cache_dtype;      // fp32 | bf16 | fp16
+  std::vector<KvRow> rows;      // MHA first
+};
+
+// Every registered variant at `config`'s shape: mha, gqa (attention.n_kv_heads
+// when the config is gqa, else 8 or H/2), mqa, and mla in both decode paths
+// (MLA dims from config.attention, zeros as in LatentOptions::from).
+// Computed from cache layouts alone: no weights are allocated.
+KvTable kv_table(const ModelConfig& config);
+
+// Per token per layer, one new token attending over `context_len` tokens.
+struct DecodeCost {
+  std::string path;             // "naive", "naive-latent" (cache latent, re-expand), "absorbed"
+  int64_t cache_elements;       // per token per layer
+  double flops;                 // multiply-adds count 2
+  double cache_bytes_read;
+  double weight_bytes_read;
+  double intensity() const { return flops / (cache_bytes_read + weight_bytes_read); }
+};
+std::vector<DecodeCost> mla_decode_costs(const ModelConfig& config, int64_t context_len);
+
+// DeepSeek-V2 (arXiv 2405.04434): 60 layers, D=5120, 128 heads of 128,
+// d_c=512, d_q=1536, d_r=64, d_v=128, bf16 cache.
+ModelConfig deepseek_v2_config();
+
+std::string format_kv_table(const KvTable& table);
+std::string format_decode_costs(const std::vector<DecodeCost>& costs, int64_t context_len);
+// The whole `attnlab kv` report for a config.
+std::string kv_report(const ModelConfig& config, int64_t context_len = 4096);
+// `attnlab kv --preset deepseek-v2`: the table, the paper's figures beside
+// ours (576 per layer; 34.6K / 15.6K per token for 60 / 27 layers against
+// MHA's 860.2K / 110.6K; 57x against 128 heads of 128), and decode costs.
+std::string deepseek_v2_report(int64_t context_len = 4096);
+
+// "34.6K", "860.2K", "576": elements the way the paper prints them.
+std::string short_count(int64_t n);
+
+}  // namespace attnlab::bench

@@ -1,0 +1,71 @@
+// Grouped-query attention (see grouped.h).
+#include "model/attention/grouped.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "model/attention/inner.h"
+
+namespace attnlab::model {
+
+GroupedOptions GroupedOptions::from(const ModelConfig& config) {
+  GroupedOptions o;
+  o.d_model = config.d_model;
+  o.n_heads = config.n_heads;
+  o.head_dim = config.resolved_head_dim();
+  const auto& a = config.attention;
+  o.n_kv_heads = a.n_kv_heads > 0 ? a.n_kv_heads : (a.kind == "mqa" ? 1 : config.n_heads);
+  if (a.kind == "mha" && o.n_kv_heads != config.n_heads)
+    throw_user_error("attention.n_kv_heads", "",
+                     fmt::format("mha uses one kv head per query head ({}), got {}; use kind=gqa", config.n_heads, o.n_kv_heads));
+  if (a.kind == "mqa" && o.n_kv_heads != 1)
+    throw_user_error("attention.n_kv_heads", "", fmt::format("mqa uses one kv head, got {}; use kind=gqa", o.n_kv_heads));
+  if (o.n_heads % o.n_kv_heads != 0)
+    throw_user_error("attention.n_kv_heads", "",
+                     fmt::format("model.n_heads={} is not a multiple of n_kv_heads={}", o.n_heads, o.n_kv_heads));
+  o.backend = parse_backend(a.backend);
+  return o;
+}
+
+GroupedAttention::GroupedAttention(const GroupedOptions& options) : options_(options) {
+  const auto& o = options_;
+  auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+  wq = register_module("wq", linear(o.d_model, o.n_heads * o.head_dim));
+  wk = register_module("wk", linear(o.d_model, o.n_kv_heads * o.head_dim));
+  wv = register_module("wv", linear(o.d_model, o.n_kv_heads * o.head_dim));
+  wo = register_module("wo", linear(o.n_heads * o.head_dim, o.d_model));
+}
+
+CacheLayout GroupedAttention::layout(const GroupedOptions& o) {
+  return CacheLayout{{{"k", {o.n_kv_heads, o.head_dim}}, {"v", {o.n_kv_heads, o.head_dim}}}};
+}
+
+torch::Tensor GroupedAttention::forward(const torch::Tensor& x_BTD, AttnContext& ctx) {
+  const auto& o = options_;
+  const int64_t b = x_BTD.size(0), t = x_BTD.size(1);
+  auto q_BHTE = wq(x_BTD).view({b, t, o.n_heads, o.head_dim}).transpose(1, 2);
+  auto k_BKTE = wk(x_BTD).view({b, t, o.n_kv_heads, o.head_dim}).transpose(1, 2);
+  auto v_BTKE = wv(x_BTD).view({b, t, o.n_kv_heads, o.head_dim});
+  q_BHTE = ctx.position->rotate(q_BHTE, ctx.start);
+  k_BKTE = ctx.position->rotate(k_BKTE, ctx.start);
+
+  torch::Tensor k_BKSE = k_BKTE, v_BKSE = v_BTKE.transpose(1, 2);
+  if (ctx.cache) {
+    // Keys are cached rotated: RoPE of a past token never changes.
+    auto all = ctx.cache->append({k_BKTE.transpose(1, 2), v_BTKE});
+    k_BKSE = all[0].transpose(1, 2);
+    v_BKSE = all[1].transpose(1, 2);
+  }
+  const int64_t s = k_BKSE.size(2);
+  const double scale = ctx.position->softmax_scale_factor() / std::sqrt(static_cast<double>(o.head_dim));
+  auto bias_HTS = ctx.position->score_bias(o.n_heads, s - t, t, s,
+                                           torch::TensorOptions().dtype(accumulation_dtype(x_BTD.scalar_type())).device(x_BTD.device()));
+  auto o_BHTE = inner_attention(q_BHTE, k_BKSE, v_BKSE, scale, bias_HTS,
+                                ctx.backend == Backend::kAuto ? o.backend : ctx.backend, &ctx.ran);
+  return wo(o_BHTE.transpose(1, 2).reshape({b, t, o.n_heads * o.head_dim}));
+}
+
+}  // namespace attnlab::model

@@ -1,0 +1,185 @@
+// MLA forward, naive and absorbed (see latent.h and docs/attention.md).
+#include "model/attention/latent.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "model/attention/inner.h"
+
+namespace attnlab::model {
+
+namespace {
+const char* kCoupledAbsorbed =
+    "attention.decode=absorbed needs rope_mode=decoupled or none: with coupled RoPE the rotation R(pos) sits "
+    "between the query and W_UK, so W_UK cannot be folded into the query and every cached key would have to "
+    "be re-expanded and re-rotated; use attention.decode=naive";
+
+RopeMode parse_rope_mode(const std::string& name) {
+  if (name == "decoupled") return RopeMode::kDecoupled;
+  if (name == "none") return RopeMode::kNone;
+  if (name == "coupled") return RopeMode::kCoupled;
+  throw_user_error("attention.rope_mode", "", fmt::format("'{}' is not one of decoupled, none, coupled", name));
+}
+}  // namespace
+
+LatentOptions LatentOptions::from(const ModelConfig& config) {
+  const auto& a = config.attention;
+  const int64_t e = config.resolved_head_dim();
+  LatentOptions o;
+  o.d_model = config.d_model;
+  o.n_heads = config.n_heads;
+  o.q_rank = a.q_rank;
+  o.kv_rank = a.kv_rank > 0 ? a.kv_rank : 4 * e;
+  o.nope_dim = a.nope_dim > 0 ? a.nope_dim : e;
+  o.rope_mode = parse_rope_mode(a.rope_mode);
+  o.rope_dim = o.rope_mode == RopeMode::kDecoupled ? (a.rope_dim > 0 ? a.rope_dim : e / 2) : 0;
+  o.v_dim = a.v_dim > 0 ? a.v_dim : e;
+  o.decode = parse_decode(a.decode);
+  o.backend = parse_backend(a.backend);
+  if (o.rope_dim % 2 != 0)
+    throw_user_error("attention.rope_dim", "", fmt::format("rotary dims come in pairs, got {}", o.rope_dim));
+  if (o.rope_mode == RopeMode::kCoupled && o.nope_dim % 2 != 0)
+    throw_user_error("attention.nope_dim", "", fmt::format("coupled RoPE rotates the nope dims, which must be even, got {}", o.nope_dim));
+  return o;
+}
+
+LatentAttention::LatentAttention(const LatentOptions& options) : options_(options) {
+  const auto& o = options_;
+  if (o.rope_mode == RopeMode::kCoupled && o.decode == DecodeMode::kAbsorbed)
+    throw_user_error("attention.decode", "", kCoupledAbsorbed);
+  auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+  if (o.q_rank > 0) {
+    wq_a = register_module("wq_a", linear(o.d_model, o.q_rank));
+    q_norm = register_module("q_norm", Norm("rms", o.q_rank));
+    wq_b = register_module("wq_b", linear(o.q_rank, o.n_heads * o.qk_dim()));
+  } else {
+    wq = register_module("wq", linear(o.d_model, o.n_heads * o.qk_dim()));
+  }
+  wkv_a = register_module("wkv_a", linear(o.d_model, o.kv_rank + o.rope_dim));
+  kv_norm = register_module("kv_norm", Norm("rms", o.kv_rank));
+  wkv_b = register_module("wkv_b", linear(o.kv_rank, o.n_heads * (o.nope_dim + o.v_dim)));
+  wo = register_module("wo", linear(o.n_heads * o.v_dim, o.d_model));
+}
+
+void LatentAttention::set_decode(DecodeMode mode) {
+  if (mode == DecodeMode::kAbsorbed && options_.rope_mode == RopeMode::kCoupled)
+    throw_user_error("attention.decode", "", kCoupledAbsorbed);
+  options_.decode = mode;
+}
+
+CacheLayout LatentAttention::layout(const LatentOptions& o) {
+  if (o.decode == DecodeMode::kNaive)
+    return CacheLayout{{{"k", {o.n_heads, o.qk_dim()}}, {"v", {o.n_heads, o.v_dim}}}};
+  CacheLayout l{{{"ckv", {o.kv_rank}}}};
+  if (o.rope_dim > 0) l.parts.push_back({"krope", {o.rope_dim}});
+  return l;
+}
+
+double LatentAttention::softmax_scale(const AttnContext& ctx) const {
+  // 1/sqrt(d_n + d_r), the per-head width of q·k: never the latent width
+  // d_c + d_r the absorbed path happens to contract over.
+  return ctx.position->softmax_scale_factor() / std::sqrt(static_cast<double>(options_.qk_dim()));
+}
+
+torch::Tensor LatentAttention::forward(const torch::Tensor& x_BTD, AttnContext& ctx) {
+  const auto& o = options_;
+  const int64_t b = x_BTD.size(0), t = x_BTD.size(1);
+  auto q = o.q_rank > 0 ? wq_b(q_norm(wq_a(x_BTD))) : wq(x_BTD);
+  auto q_BHTE = q.view({b, t, o.n_heads, o.qk_dim()}).transpose(1, 2);
+  auto q_nope_BHTN = q_BHTE.narrow(-1, 0, o.nope_dim);
+  auto q_pe_BHTR = q_BHTE.narrow(-1, o.nope_dim, o.rope_dim);
+  auto kv_BTX = wkv_a(x_BTD);
+  auto ckv_BTC = kv_norm(kv_BTX.narrow(-1, 0, o.kv_rank));
+  auto kpe_BTR = kv_BTX.narrow(-1, o.kv_rank, o.rope_dim);
+  if (o.rope_dim > 0) {
+    q_pe_BHTR = ctx.position->rotate(q_pe_BHTR, ctx.start);
+    kpe_BTR = ctx.position->rotate(kpe_BTR, ctx.start);  // [B, T, R]: tokens at dim -2
+  }
+
+  const bool first_chunk = ctx.cache == nullptr || ctx.cache->length() == 0;
+  // The absorbed cache holds krope only when there is a decoupled rotary key.
+  std::vector<torch::Tensor> latent_parts{ckv_BTC};
+  if (o.rope_dim > 0) latent_parts.push_back(kpe_BTR);
+  torch::Tensor o_BHTF;
+  if (o.decode == DecodeMode::kNaive) {
+    o_BHTF = naive(q_nope_BHTN, q_pe_BHTR, ckv_BTC, kpe_BTR, ctx);
+  } else if (first_chunk) {
+    // Prefill (and training) with no past tokens: the naive formulation is
+    // the same math and far cheaper than attending per head over the latent;
+    // the latent is what gets cached.
+    if (ctx.cache) ctx.cache->append(latent_parts);
+    AttnContext local = ctx;
+    local.cache = nullptr;
+    o_BHTF = naive(q_nope_BHTN, q_pe_BHTR, ckv_BTC, kpe_BTR, local);
+    ctx.ran = local.ran;
+  } else {
+    auto all = ctx.cache->append(latent_parts);
+    o_BHTF = absorbed(q_nope_BHTN, q_pe_BHTR, all[0], o.rope_dim > 0 ? all[1] : kpe_BTR, ctx);
+  }
+  return wo(o_BHTF.transpose(1, 2).reshape({b, t, o.n_heads * o.v_dim}));
+}
+
+torch::Tensor LatentAttention::naive(const torch::Tensor& q_nope_BHTN, const torch::Tensor& q_pe_BHTR,
+                                     const torch::Tensor& ckv_BTC, const torch::Tensor& kpe_BTR, AttnContext& ctx) {
+  const auto& o = options_;
+  const int64_t b = ckv_BTC.size(0), t = ckv_BTC.size(1);
+  auto kv_BTHX = wkv_b(ckv_BTC).view({b, t, o.n_heads, o.nope_dim + o.v_dim});
+  auto k_nope_BHTN = kv_BTHX.narrow(-1, 0, o.nope_dim).transpose(1, 2);
+  auto v_BTHF = kv_BTHX.narrow(-1, o.nope_dim, o.v_dim);
+  auto q_nope = q_nope_BHTN;
+  if (o.rope_mode == RopeMode::kCoupled) {
+    // RoPE on the up-projected key: correct, but it ties every cached key to
+    // W_UK, which is why this mode cannot absorb.
+    q_nope = ctx.position->rotate(q_nope, ctx.start);
+    k_nope_BHTN = ctx.position->rotate(k_nope_BHTN, ctx.start);
+  }
+  // One rotary key shared by all heads.
+  auto kpe_BHTR = kpe_BTR.unsqueeze(1).expand({b, o.n_heads, t, o.rope_dim});
+  auto q_BHTE = torch::cat({q_nope, q_pe_BHTR}, -1);
+  auto k_BHTE = torch::cat({k_nope_BHTN, kpe_BHTR}, -1);
+  auto k_BHSE = k_BHTE, v_BHSF = v_BTHF.transpose(1, 2);
+  if (ctx.cache) {
+    auto all = ctx.cache->append({k_BHTE.transpose(1, 2), v_BTHF});
+    k_BHSE = all[0].transpose(1, 2);
+    v_BHSF = all[1].transpose(1, 2);
+  }
+  const int64_t s = k_BHSE.size(2);
+  auto bias_HTS = ctx.position->score_bias(
+      o.n_heads, s - t, t, s,
+      torch::TensorOptions().dtype(accumulation_dtype(q_BHTE.scalar_type())).device(q_BHTE.device()));
+  return inner_attention(q_BHTE, k_BHSE, v_BHSF, softmax_scale(ctx), bias_HTS,
+                         ctx.backend == Backend::kAuto ? o.backend : ctx.backend, &ctx.ran);
+}
+
+torch::Tensor LatentAttention::absorbed(const torch::Tensor& q_nope_BHTN, const torch::Tensor& q_pe_BHTR,
+                                        const torch::Tensor& ckv_BSC, const torch::Tensor& kpe_BSR, AttnContext& ctx) {
+  const auto& o = options_;
+  const int64_t t = q_nope_BHTN.size(2), s = ckv_BSC.size(1);
+  // Everything below accumulates in fp32 (fp64 for fp64 models): an fp16/bf16
+  // absorbed query loses the precision the latent contraction needs.
+  const auto ct = accumulation_dtype(q_nope_BHTN.scalar_type());
+  auto w_HXC = wkv_b->weight.to(ct).view({o.n_heads, o.nope_dim + o.v_dim, o.kv_rank});
+  auto w_uk_HNC = w_HXC.narrow(1, 0, o.nope_dim);
+  auto w_uv_HFC = w_HXC.narrow(1, o.nope_dim, o.v_dim);
+  auto ckv = ckv_BSC.to(ct);
+  // q~ = q_nope W_UK: the query expressed in latent coordinates.
+  auto q_lat_BHTC = torch::einsum("bhtn,hnc->bhtc", {q_nope_BHTN.to(ct), w_uk_HNC});
+  auto scores_BHTS = torch::einsum("bhtc,bsc->bhts", {q_lat_BHTC, ckv});
+  if (o.rope_dim > 0) scores_BHTS = scores_BHTS + torch::einsum("bhtr,bsr->bhts", {q_pe_BHTR.to(ct), kpe_BSR.to(ct)});
+  scores_BHTS = scores_BHTS * softmax_scale(ctx);
+  auto bias_HTS = ctx.position->score_bias(o.n_heads, s - t, t, s, torch::TensorOptions().dtype(ct).device(ckv.device()));
+  if (bias_HTS.defined()) scores_BHTS = scores_BHTS + bias_HTS;
+  scores_BHTS = scores_BHTS.masked_fill(causal_mask(t, s, ckv.device()).logical_not(),
+                                        -std::numeric_limits<double>::infinity());
+  auto p_BHTS = torch::softmax(scores_BHTS, -1);
+  // The value is the latent itself; W_UV maps the attended latent per head.
+  auto o_lat_BHTC = torch::einsum("bhts,bsc->bhtc", {p_BHTS, ckv});
+  auto o_BHTF = torch::einsum("bhtc,hfc->bhtf", {o_lat_BHTC, w_uv_HFC});
+  ctx.ran = InnerPath::kAbsorbed;
+  return o_BHTF.to(q_nope_BHTN.scalar_type());
+}
+
+}  // namespace attnlab::model

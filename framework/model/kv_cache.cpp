@@ -1,0 +1,92 @@
+// KV cache storage and its byte accounting (see kv_cache.h).
+#include "model/kv_cache.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace attnlab::model {
+
+int64_t CachePart::elements() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int64_t CacheLayout::elements_per_token() const {
+  int64_t n = 0;
+  for (const auto& p : parts) n += p.elements();
+  return n;
+}
+
+int64_t CacheLayout::bytes_per_token(torch::ScalarType dtype) const {
+  return elements_per_token() * static_cast<int64_t>(c10::elementSize(dtype));
+}
+
+std::string CacheLayout::describe() const {
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty()) out += " + ";
+    out += fmt::format("{}[{}]", p.name, fmt::join(p.shape, ","));
+  }
+  return out.empty() ? "(nothing)" : out;
+}
+
+LayerCache::LayerCache(CacheLayout layout, int64_t batch, int64_t max_len, torch::ScalarType dtype,
+                       torch::Device device)
+    : layout_(std::move(layout)), batch_(batch), max_len_(max_len), dtype_(dtype) {
+  for (const auto& p : layout_.parts) {
+    std::vector<int64_t> shape{batch, max_len};
+    shape.insert(shape.end(), p.shape.begin(), p.shape.end());
+    storage_.push_back(torch::zeros(shape, torch::TensorOptions().dtype(dtype).device(device)));
+  }
+}
+
+std::vector<torch::Tensor> LayerCache::append(const std::vector<torch::Tensor>& new_parts) {
+  if (new_parts.size() != storage_.size())
+    throw Error(fmt::format("cache append: {} parts given, layout {} has {}", new_parts.size(),
+                            layout_.describe(), storage_.size()));
+  const int64_t t = new_parts.front().size(1);
+  if (length_ + t > max_len_)
+    throw UserError(fmt::format("KV cache full: {} cached + {} new tokens exceed its max length {}",
+                                length_, t, max_len_));
+  std::vector<torch::Tensor> views;
+  for (size_t i = 0; i < storage_.size(); ++i) {
+    storage_[i].narrow(1, length_, t).copy_(new_parts[i]);
+    views.push_back(storage_[i].narrow(1, 0, length_ + t));
+  }
+  length_ += t;
+  return views;
+}
+
+int64_t LayerCache::bytes() const {
+  int64_t n = 0;
+  for (const auto& s : storage_) n += s.numel() * static_cast<int64_t>(s.element_size());
+  return n;
+}
+
+KvCache::KvCache(const std::vector<CacheLayout>& layouts, int64_t batch, int64_t max_len,
+                 torch::ScalarType dtype, torch::Device device) {
+  layers_.reserve(layouts.size());
+  for (const auto& l : layouts) layers_.emplace_back(l, batch, max_len, dtype, device);
+}
+
+int64_t KvCache::length() const { return layers_.empty() ? 0 : layers_.front().length(); }
+int64_t KvCache::max_length() const { return layers_.empty() ? 0 : layers_.front().max_length(); }
+
+int64_t KvCache::bytes() const {
+  int64_t n = 0;
+  for (const auto& l : layers_) n += l.bytes();
+  return n;
+}
+
+torch::ScalarType parse_cache_dtype(const std::string& name) {
+  if (name == "fp32") return torch::kFloat32;
+  if (name == "bf16") return torch::kBFloat16;
+  if (name == "fp16") return torch::kFloat16;
+  throw_user_error("attention.cache_dtype", "", fmt::format("'{}' is not one of fp32, bf16, fp16", name));
+}
+
+}  // namespace attnlab::model

@@ -1,0 +1,116 @@
+// RoPE frequencies (theta, partial, scaling) and the rotate-half rotation.
+// YaRN follows HF transformers' _compute_yarn_parameters and DeepSeek's
+// mscale handling, so that the golden fixtures of scripts/reference/ match.
+#include "model/position/rope.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "core/error.h"
+
+namespace attnlab::model {
+
+double yarn_mscale(double factor, double mscale) {
+  return factor <= 1.0 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
+}
+
+Rope::Rope(const PositionOptions& options)
+    : config_(options.config),
+      original_len_(options.config.scaling.original_max_len > 0 ? options.config.scaling.original_max_len
+                                                                 : options.max_seq_len) {
+  const auto& s = config_.scaling;
+  if (s.kind != "none" && s.kind != "linear" && s.kind != "ntk" && s.kind != "yarn")
+    throw_user_error("position.scaling.kind", "", fmt::format("'{}' is not one of none, linear, ntk, yarn", s.kind));
+  if (config_.dims != "high" && config_.dims != "low" && config_.dims != "uniform")
+    throw_user_error("position.dims", "", fmt::format("'{}' is not one of high, low, uniform", config_.dims));
+  if (s.kind == "yarn") {
+    // DeepSeek: cos/sin carry mscale/mscale_all_dim and the softmax scale
+    // carries mscale_all_dim^2. With mscale_all_dim = 0 this reduces to HF
+    // Llama's YaRN (the whole temperature on cos/sin).
+    rotation_scale_ = yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim);
+    const double m = yarn_mscale(s.factor, s.mscale_all_dim);
+    softmax_factor_ = m * m;
+  }
+}
+
+std::vector<double> Rope::inv_freq(int64_t width) const {
+  if (width % 2 != 0) throw Error(fmt::format("RoPE needs an even rotated width, got {}", width));
+  const int64_t pairs = width / 2;
+  const auto& s = config_.scaling;
+  const double e = static_cast<double>(width);
+  double theta = config_.theta;
+  // NTK-aware: stretch the base so the lowest frequency interpolates by `factor`.
+  if (s.kind == "ntk" && width > 2) theta *= std::pow(s.factor, e / (e - 2.0));
+  std::vector<double> freq(static_cast<size_t>(pairs));
+  for (int64_t i = 0; i < pairs; ++i) freq[static_cast<size_t>(i)] = std::pow(theta, -2.0 * static_cast<double>(i) / e);
+  if (s.kind == "linear") {
+    for (auto& f : freq) f /= s.factor;
+  } else if (s.kind == "yarn") {
+    // Ramp by wavelength: pairs rotating more than beta_fast times over the
+    // original context extrapolate, fewer than beta_slow times interpolate.
+    auto correction_dim = [&](double rotations) {
+      return e * std::log(static_cast<double>(original_len_) / (rotations * 2.0 * std::numbers::pi)) /
+             (2.0 * std::log(config_.theta));
+    };
+    double low = std::max(std::floor(correction_dim(s.beta_fast)), 0.0);
+    double high = std::min(std::ceil(correction_dim(s.beta_slow)), e - 1.0);
+    if (low == high) high += 0.001;
+    for (int64_t i = 0; i < pairs; ++i) {
+      const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
+      const double extrapolate = 1.0 - ramp;
+      auto& f = freq[static_cast<size_t>(i)];
+      f = (f / s.factor) * (1.0 - extrapolate) + f * extrapolate;
+    }
+  }
+  // Partial RoPE: keep round(fraction * pairs) frequencies, chosen from the
+  // full spectrum (MHA2MLA's high / low / uniform), the others do not rotate.
+  const auto keep = static_cast<int64_t>(std::llround(config_.fraction * static_cast<double>(pairs)));
+  std::vector<bool> rotated(static_cast<size_t>(pairs), false);
+  for (int64_t k = 0; k < keep; ++k) {
+    int64_t i = k;                                                       // high: the fastest
+    if (config_.dims == "low") i = pairs - keep + k;                     // low: the slowest
+    else if (config_.dims == "uniform") i = (k * pairs) / keep;          // evenly spaced
+    rotated[static_cast<size_t>(i)] = true;
+  }
+  for (int64_t i = 0; i < pairs; ++i)
+    if (!rotated[static_cast<size_t>(i)]) freq[static_cast<size_t>(i)] = 0.0;
+  return freq;
+}
+
+torch::Tensor Rope::rotate(const torch::Tensor& x_BHTE, int64_t start) const {
+  const int64_t width = x_BHTE.size(-1);
+  const int64_t t = x_BHTE.size(-2);
+  // Angles in fp64 for fp64 inputs, else fp32: bf16 angles are wrong by whole
+  // radians at a few hundred positions.
+  const auto ct = x_BHTE.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  torch::Tensor freq_P, mult_P;
+  {
+    const std::string key = fmt::format("{}|{}|{}", width, x_BHTE.device().str(), static_cast<int>(ct));
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = freq_cache_.find(key);
+    if (it == freq_cache_.end()) {
+      auto f = inv_freq(width);
+      std::vector<double> m(f.size());
+      for (size_t i = 0; i < f.size(); ++i) m[i] = f[i] != 0.0 ? rotation_scale_ : 1.0;
+      auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+      auto both = torch::stack({torch::tensor(f, opts), torch::tensor(m, opts)}).to(x_BHTE.device(), ct);
+      it = freq_cache_.emplace(key, both).first;
+    }
+    freq_P = it->second[0];
+    mult_P = it->second[1];
+  }
+  auto pos_T = torch::arange(start, start + t, torch::TensorOptions().dtype(ct).device(x_BHTE.device()));
+  auto angle_TP = torch::outer(pos_T, freq_P);
+  auto cos_TE = (torch::cos(angle_TP) * mult_P).repeat({1, 2});
+  auto sin_TE = (torch::sin(angle_TP) * mult_P).repeat({1, 2});
+  auto x = x_BHTE.to(ct);
+  auto halves = x.chunk(2, -1);
+  auto rotated_half = torch::cat({-halves[1], halves[0]}, -1);
+  return (x * cos_TE + rotated_half * sin_TE).to(x_BHTE.scalar_type());
+}
+
+}  // namespace attnlab::model

@@ -1,0 +1,75 @@
+// Test helpers: a relative-error comparison for tensors that reports the
+// worst element, and small model configs shared by the model tests.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <sstream>
+#include <string>
+
+#include "config/run_config.h"
+
+namespace attnlab::test {
+
+// max |a - b| / max(max |b|, tiny): one relative error for the whole tensor,
+// so that near-zero elements do not blow it up.
+inline double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
+  auto af = a.to(torch::kFloat64), bf = b.to(torch::kFloat64);
+  const double scale = std::max(bf.abs().max().item<double>(), 1e-300);
+  return (af - bf).abs().max().item<double>() / scale;
+}
+
+class AllCloseMatcher : public Catch::MatcherBase<torch::Tensor> {
+ public:
+  AllCloseMatcher(torch::Tensor expected, double rel) : expected_(std::move(expected)), rel_(rel) {}
+  bool match(const torch::Tensor& actual) const override {
+    if (actual.sizes() != expected_.sizes()) return false;
+    return rel_error(actual, expected_) <= rel_;
+  }
+  std::string describe() const override {
+    std::ostringstream os;
+    os << "is within relative error " << rel_ << " of the expected tensor " << expected_.sizes();
+    return os.str();
+  }
+
+ private:
+  torch::Tensor expected_;
+  double rel_;
+};
+
+inline AllCloseMatcher AllClose(torch::Tensor expected, double rel) { return {std::move(expected), rel}; }
+
+// A tiny model shape every variant can take: D=32, H=4, E=8.
+inline ModelConfig tiny_config(const std::string& attention = "mha") {
+  ModelConfig c;
+  c.n_layers = 2;
+  c.d_model = 32;
+  c.n_heads = 4;
+  c.vocab_size = 50;
+  c.max_seq_len = 64;
+  c.attention.kind = attention;
+  if (attention == "gqa") c.attention.n_kv_heads = 2;
+  if (attention == "mla") {
+    c.attention.q_rank = 16;
+    c.attention.kv_rank = 12;
+    c.attention.nope_dim = 8;
+    c.attention.rope_dim = 4;
+    c.attention.v_dim = 6;
+  }
+  return c;
+}
+
+}  // namespace attnlab::test
+
+// Catch prints tensors in failure messages through this.
+namespace Catch {
+template <>
+struct StringMaker<torch::Tensor> {
+  static std::string convert(const torch::Tensor& t) {
+    std::ostringstream os;
+    os << "tensor" << t.sizes() << " " << t.scalar_type();
+    return os.str();
+  }
+};
+}  // namespace Catch

@@ -1,0 +1,136 @@
+// Properties every registered attention variant must have, checked through
+// GENERATE over the registry (and MLA's decode and rope modes): causality,
+// cached decode and chunked prefill equal to the full forward, and cache
+// layouts whose analytic bytes equal the bytes allocated.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "model/attention/registry.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+#include "tensor_match.h"
+
+using namespace attnlab;
+using namespace attnlab::model;
+using attnlab::test::AllClose;
+using attnlab::test::tiny_config;
+using torch::indexing::Slice;
+
+namespace {
+
+struct Variant {
+  std::string name;
+  ModelConfig config;
+};
+
+// Every registry entry, and MLA in each decode path and rope mode it allows.
+std::vector<Variant> all_variants() {
+  std::vector<Variant> out;
+  for (const auto& kind : attention_kinds()) {
+    if (kind != "mla") {
+      out.push_back({kind, tiny_config(kind)});
+      continue;
+    }
+    for (std::string decode : {"naive", "absorbed"})
+      for (std::string rope_mode : {"decoupled", "none", "coupled"})
+        for (int64_t q_rank : {0, 16}) {
+          if (rope_mode == "coupled" && decode == "absorbed") continue;  // refused, tested in test_attention_mla
+          auto c = tiny_config("mla");
+          c.attention.decode = decode;
+          c.attention.rope_mode = rope_mode;
+          c.attention.q_rank = q_rank;
+          out.push_back({"mla/" + decode + "/" + rope_mode + "/q" + std::to_string(q_rank), c});
+        }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every variant is causal in fp64 at the attention level", "[attention]") {
+  auto variant = GENERATE(from_range(all_variants()));
+  INFO(variant.name);
+  torch::manual_seed(5);
+  auto attn = make_attention(variant.config);
+  attn->to(torch::kFloat64);
+  auto position = make_position({variant.config.position, variant.config.d_model, variant.config.max_seq_len});
+  auto x = torch::randn({2, 8, variant.config.d_model}, torch::kFloat64);
+  auto y = x.clone();
+  y.index_put_({Slice(), 4}, torch::randn({2, variant.config.d_model}, torch::kFloat64));
+  AttnContext ca{0, position.get()}, cb{0, position.get()};
+  auto oa = attn->forward(x, ca), ob = attn->forward(y, cb);
+  CHECK(torch::equal(oa.index({Slice(), Slice(0, 4)}), ob.index({Slice(), Slice(0, 4)})));
+  CHECK_FALSE(torch::allclose(oa.index({Slice(), Slice(4)}), ob.index({Slice(), Slice(4)})));
+}
+
+TEST_CASE("cached decode token by token and chunked prefill equal the full forward", "[attention][kv]") {
+  auto variant = GENERATE(from_range(all_variants()));
+  auto position = GENERATE(as<std::string>{}, "rope", "alibi", "learned");
+  auto config = variant.config;
+  config.position.kind = position;
+  INFO(variant.name << " with " << position);
+  torch::manual_seed(7);
+  TransformerLM lm(config);
+  lm->eval();
+  torch::NoGradGuard no_grad;
+  auto tokens = torch::randint(config.vocab_size, {2, 11}, torch::kLong);
+  auto full = lm->forward(tokens);
+
+  SECTION("one token at a time") {
+    auto cache = lm->make_cache(2, 16);
+    std::vector<torch::Tensor> steps;
+    for (int64_t t = 0; t < 11; ++t) steps.push_back(lm->forward(tokens.index({Slice(), Slice(t, t + 1)}), cache));
+    CHECK(cache.length() == 11);
+    CHECK_THAT(torch::cat(steps, 1), AllClose(full, 1e-5));
+    // Absorbed MLA really ran the absorbed kernel when decoding.
+    if (config.attention.kind == "mla" && config.attention.decode == "absorbed")
+      CHECK(lm->last_path() == InnerPath::kAbsorbed);
+  }
+  SECTION("chunked prefill: chunks of 4, 1, 6 at non-zero starts") {
+    auto cache = lm->make_cache(2, 11);
+    auto a = lm->forward(tokens.index({Slice(), Slice(0, 4)}), cache);
+    auto b = lm->forward(tokens.index({Slice(), Slice(4, 5)}), cache);
+    auto c = lm->forward(tokens.index({Slice(), Slice(5, 11)}), cache);
+    CHECK_THAT(torch::cat({a, b, c}, 1), AllClose(full, 1e-5));
+  }
+}
+
+TEST_CASE("analytic cache bytes equal the bytes allocated, for every variant and dtype", "[kv]") {
+  auto variant = GENERATE(from_range(all_variants()));
+  auto dtype_name = GENERATE(as<std::string>{}, "fp32", "bf16", "fp16");
+  INFO(variant.name << " " << dtype_name);
+  auto config = variant.config;
+  config.attention.cache_dtype = dtype_name;
+  TransformerLM lm(config);
+  const auto dtype = parse_cache_dtype(dtype_name);
+  auto cache = lm->make_cache(3, 20);
+  const auto layout = attention_entry(config.attention.kind).layout(config);
+  // The registry's weight-free layout is the built layer's layout.
+  CHECK(layout == lm->blocks()[0]->attn->cache_layout());
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype));
+  CHECK(cache.bytes() == config.n_layers * 3 * 20 * layout.elements_per_token() * elem);
+  CHECK(layout.bytes_per_token(dtype) == layout.elements_per_token() * elem);
+  CHECK(cache.layer(0).dtype() == dtype);
+
+  // Per token per layer, the DeepSeek-V2 Table 1 formulas.
+  const int64_t h = config.n_heads, e = config.resolved_head_dim();
+  const auto& a = config.attention;
+  int64_t expected = 0;
+  if (a.kind == "mha") expected = 2 * h * e;
+  if (a.kind == "gqa") expected = 2 * a.n_kv_heads * e;
+  if (a.kind == "mqa") expected = 2 * e;
+  if (a.kind == "mla") {
+    const int64_t r = a.rope_mode == "decoupled" ? a.rope_dim : 0;
+    // naive caches what it attends with: full per-head keys and values.
+    expected = a.decode == "absorbed" ? a.kv_rank + r : h * (a.nope_dim + r + a.v_dim);
+  }
+  CHECK(layout.elements_per_token() == expected);
+}
+
+TEST_CASE("a full cache refuses more tokens with a UserError", "[kv]") {
+  TransformerLM lm(tiny_config());
+  auto cache = lm->make_cache(1, 4);
+  lm->forward(torch::zeros({1, 3}, torch::kLong), cache);
+  CHECK_THROWS_AS(lm->forward(torch::zeros({1, 2}, torch::kLong), cache), UserError);
+}
