@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "config/compose.h"
+#include "config/inspect.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -13,6 +15,18 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   bool version = false;
   app.add_flag("--version", version, "Print versions of attnlab, LibTorch, HDF5, yaml-cpp and CUDA");
+  bool show_cfg = false;
+  bool raw = false;
+  std::string config_dir = "configs";
+  app.add_flag("--cfg", show_cfg, "Print the resolved config for the overrides that follow (after full validation)");
+  app.add_flag("--raw", raw, "With --cfg: print the composed config before interpolation");
+  app.add_option("--config-dir", config_dir, "Folder holding config.yaml and the config groups")
+      ->capture_default_str();
+  app.allow_extras();  // the overrides after --cfg
+  app.footer([&config_dir] {
+    std::string groups = config::format_groups(config_dir);
+    return "\n" + groups.substr(0, groups.size() - 1);
+  });
 
   cli::Action action;
   cli::add_train(app, action);
@@ -33,6 +47,18 @@ int main(int argc, char** argv) {
 
   try {
     if (version) return cli::print_version();
+    if (show_cfg) {
+      config::ComposeRequest request;
+      request.config_dir = config_dir;
+      request.overrides = app.remaining();
+      std::cout << config::format_config(config::compose(request), raw);
+      return 0;
+    }
+    if (!app.remaining().empty()) {
+      std::string args;
+      for (const auto& a : app.remaining()) args += " " + a;
+      throw UserError("unexpected arguments:" + args + " (overrides go after a command, or after --cfg)");
+    }
     if (!action) {
       std::cout << app.help();
       return kExitUserError;

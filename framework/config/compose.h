@@ -21,9 +21,15 @@ struct ComposeRequest {
 struct Composed {
   RunConfig run;                         // typed and validated
   std::string resolved_yaml;             // the whole config after interpolation
+  std::string raw_yaml;                  // the composed config before interpolation
   std::string overrides_yaml;            // the overrides as given, as a YAML list
+  std::vector<std::string> overrides;    // the overrides as given
   std::vector<std::string> defaults;     // the group choices, e.g. "attention: mla"
 };
+
+// Where experiment files live for `+experiment=NAME`: the `experiments`
+// folder beside config_dir.
+std::filesystem::path experiments_dir(const std::filesystem::path& config_dir);
 
 // Composes, interpolates and validates. Throws attnlab::UserError holding
 // every problem found (key, origin, expectation). Writes nothing.

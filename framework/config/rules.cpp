@@ -1,0 +1,143 @@
+// The cross-key rules. Each names the key to change, where its value came
+// from, and why the combination cannot work.
+#include "config/rules.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+
+namespace attnlab::config {
+
+namespace {
+
+class Checker {
+ public:
+  Checker(const Node& tree, const std::set<std::string>& invalid, std::vector<Diagnostic>& problems)
+      : tree_(tree), invalid_(invalid), problems_(problems) {}
+
+  // True when none of `keys` was already reported invalid.
+  bool ok(std::initializer_list<const char*> keys) const {
+    for (const char* k : keys)
+      if (invalid_.count(k)) return false;
+    return true;
+  }
+  void fail(const std::string& key, const std::string& message) {
+    const Node* n = tree_.at_path(key);
+    problems_.push_back({key, n ? n->origin : "built-in default", message});
+  }
+
+ private:
+  const Node& tree_;
+  const std::set<std::string>& invalid_;
+  std::vector<Diagnostic>& problems_;
+};
+
+void check_model(const RunConfig& c, Checker& k) {
+  const auto& m = c.model;
+  if (m.head_dim == 0 && k.ok({"model.d_model", "model.n_heads", "model.head_dim"}) && m.d_model % m.n_heads != 0)
+    k.fail("model.d_model", fmt::format("{} is not divisible by model.n_heads ({}) and model.head_dim is 0 "
+                                        "(derived); change one, or set model.head_dim", m.d_model, m.n_heads));
+  if (k.ok({"train.seq_len", "model.max_seq_len"}) && c.train.seq_len > m.max_seq_len)
+    k.fail("train.seq_len", fmt::format("{} is longer than model.max_seq_len ({})", c.train.seq_len, m.max_seq_len));
+}
+
+void check_attention(const RunConfig& c, Checker& k) {
+  const auto& a = c.model.attention;
+  const auto& m = c.model;
+  if (!k.ok({"attention.kind", "attention.n_kv_heads", "model.n_heads"})) return;
+  if (a.kind == "mha" && a.n_kv_heads != 0 && a.n_kv_heads != m.n_heads)
+    k.fail("attention.n_kv_heads", fmt::format("mha has one key/value head per query head ({}), got {}; "
+                                               "use attention=gqa for fewer", m.n_heads, a.n_kv_heads));
+  if (a.kind == "mqa" && a.n_kv_heads > 1)
+    k.fail("attention.n_kv_heads", fmt::format("mqa has exactly 1 key/value head, got {}; use attention=gqa", a.n_kv_heads));
+  if (a.kind == "gqa") {
+    if (a.n_kv_heads == 0)
+      k.fail("attention.n_kv_heads", "gqa needs a number of key/value heads (a divisor of model.n_heads)");
+    else if (a.n_kv_heads > m.n_heads || m.n_heads % a.n_kv_heads != 0)
+      k.fail("attention.n_kv_heads", fmt::format("model.n_heads ({}) must be a multiple of attention.n_kv_heads ({})",
+                                                 m.n_heads, a.n_kv_heads));
+  }
+  if (a.kind != "mla") return;
+  for (const char* key : {"attention.kv_rank", "attention.v_dim", "attention.nope_dim"}) {
+    int64_t v = key == std::string("attention.kv_rank") ? a.kv_rank
+                : key == std::string("attention.v_dim") ? a.v_dim : a.nope_dim;
+    if (k.ok({key}) && v <= 0) k.fail(key, "must be positive when attention.kind=mla");
+  }
+  if (a.rope_mode == "coupled" && a.decode == "absorbed" && k.ok({"attention.rope_mode", "attention.decode"}))
+    k.fail("attention.decode", "absorbed decode is impossible with attention.rope_mode=coupled: RoPE sits between "
+                               "the query and W_UK, so W_UK cannot be folded into the query; use "
+                               "attention.decode=naive or attention.rope_mode=decoupled");
+  if (!k.ok({"attention.rope_mode", "attention.rope_dim", "position.kind"})) return;
+  if (a.rope_mode == "decoupled") {
+    if (a.rope_dim <= 0)
+      k.fail("attention.rope_dim", "must be positive with attention.rope_mode=decoupled (or set rope_mode=none)");
+    else if (a.rope_dim % 2 != 0)
+      k.fail("attention.rope_dim", fmt::format("{} is odd; RoPE rotates pairs of dims", a.rope_dim));
+    else if (a.rope_dim > m.resolved_head_dim())
+      k.fail("attention.rope_dim", fmt::format("{} exceeds the head dim ({})", a.rope_dim, m.resolved_head_dim()));
+  }
+  if (a.rope_mode != "none" && c.model.position.kind != "rope")
+    k.fail("attention.rope_mode", fmt::format("{} applies RoPE but position.kind is {}; use position=rope or "
+                                              "attention.rope_mode=none", a.rope_mode, c.model.position.kind));
+}
+
+void check_position(const RunConfig& c, Checker& k) {
+  const auto& p = c.model.position;
+  if (!k.ok({"position.kind", "position.fraction", "model.head_dim", "model.d_model", "model.n_heads"})) return;
+  if (p.kind == "rope" && c.model.attention.kind != "mla") {
+    int64_t head = c.model.resolved_head_dim();
+    double rot = static_cast<double>(head) * p.fraction;
+    if (std::abs(rot - std::round(rot)) > 1e-9 || static_cast<int64_t>(std::round(rot)) % 2 != 0 || rot < 2)
+      k.fail("position.fraction", fmt::format("{} of the head dim ({}) gives {} rotary dims; RoPE needs an even "
+                                              "number of at least 2", p.fraction, head, rot));
+  }
+  if (p.scaling.kind != "none" && p.kind != "rope" && k.ok({"position.scaling.kind"}))
+    k.fail("position.scaling.kind", fmt::format("{} scaling extends RoPE, but position.kind is {}", p.scaling.kind, p.kind));
+}
+
+void check_data(const RunConfig& c, Checker& k) {
+  const auto& d = c.data;
+  if (!k.ok({"data.kind", "data.path", "data.tokenizer", "data.vocab_size"})) return;
+  if (d.kind == "text") {
+    std::error_code ec;
+    if (d.path.empty())
+      k.fail("data.path", "data.kind=text needs a file: set data.path=FILE");
+    else if (!std::filesystem::is_regular_file(d.path, ec))
+      k.fail("data.path", fmt::format("no such file: {}", d.path));
+  }
+  if (d.tokenizer == "sentencepiece" && d.vocab_size <= 0)
+    k.fail("data.vocab_size", "sentencepiece needs a vocabulary size (data.vocab_size > 0)");
+}
+
+void check_run(const RunConfig& c, Checker& k) {
+  if (k.ok({"run.name"}) && !valid_run_name(c.run.name))
+    k.fail("run.name", fmt::format("'{}' is not a safe directory name: use only A-Z a-z 0-9 . _ = - (not '.' or "
+                                   "'..'), so that the run stays inside run.root", c.run.name));
+  if (k.ok({"run.root"}) && c.run.root.empty()) k.fail("run.root", "must not be empty");
+  if (k.ok({"optim.lr", "optim.min_lr"}) && c.optim.min_lr > c.optim.lr)
+    k.fail("optim.min_lr", fmt::format("{} is above optim.lr ({})", c.optim.min_lr, c.optim.lr));
+}
+
+}  // namespace
+
+bool valid_run_name(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.size() > 200) return false;
+  for (char ch : name) {
+    bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '=' || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void check_rules(const RunConfig& cfg, const Node& tree, const std::set<std::string>& invalid,
+                 std::vector<Diagnostic>& problems) {
+  Checker k(tree, invalid, problems);
+  check_model(cfg, k);
+  check_attention(cfg, k);
+  check_position(cfg, k);
+  check_data(cfg, k);
+  check_run(cfg, k);
+}
+
+}  // namespace attnlab::config

@@ -1,0 +1,51 @@
+// The typed schema: every user-settable key of RunConfig with its type, its
+// range or allowed values, and a one-line doc. Converting a resolved tree into
+// a RunConfig goes through it, so every key is checked the same way.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config/node.h"
+#include "config/run_config.h"
+#include "core/error.h"
+
+namespace attnlab::config {
+
+enum class KeyType { Int, Float, Bool, String, Enum, FloatPair };
+
+struct KeySpec {
+  std::string key;                   // "model.n_heads" (YAML keys: attention.* and position.* are top level)
+  KeyType type;
+  double min = 0, max = 0;           // Int, Float, FloatPair: inclusive range ...
+  bool min_open = false;             // ... or open at the bottom: (min, max]
+  std::vector<std::string> options;  // Enum
+  std::string doc;
+  void* (*field)(RunConfig&) = nullptr;   // the RunConfig member
+  void* (*field2)(RunConfig&) = nullptr;  // FloatPair: the second member
+
+  // "an integer in [1, 1024]", "one of mha, mqa, gqa, mla", ...
+  std::string expectation() const;
+};
+
+const std::vector<KeySpec>& schema();
+const KeySpec* find_key(const std::string& key);
+std::vector<std::string> schema_keys();
+
+// The built-in defaults (RunConfig's) as a tree, each origin "built-in default".
+Node schema_defaults();
+
+// The nearest valid key to a misspelt one, as " (did you mean 'x'?)" or "".
+std::string suggest_key(const std::string& key);
+
+// Converts a fully interpolated tree into a RunConfig. Appends a diagnostic
+// for every unknown key, wrong type, out-of-range value and unset `???`.
+// Keys in `skip` (already reported, e.g. a failed interpolation) are left out.
+RunConfig to_run_config(const Node& tree, std::vector<Diagnostic>& problems,
+                        const std::set<std::string>& skip = {});
+
+// One line per key: key, type/range, default, doc (for docs and --help).
+std::string format_schema();
+
+}  // namespace attnlab::config
