@@ -19,12 +19,6 @@ void add_sweep(CLI::App& app, Action& action) {
 void add_eval(CLI::App& app, Action& action) {
   add_pending(app, action, "eval", "Evaluate a finished run", "step 4 (evaluation)");
 }
-void add_generate(CLI::App& app, Action& action) {
-  add_pending(app, action, "generate", "Generate text from a run", "step 3 (model zoo)");
-}
-void add_kv(CLI::App& app, Action& action) {
-  add_pending(app, action, "kv", "KV-cache accounting table", "step 3 (model zoo)");
-}
 void add_bench(CLI::App& app, Action& action) {
   add_pending(app, action, "bench", "Training and decode benchmarks", "step 6 (benchmarks)");
 }

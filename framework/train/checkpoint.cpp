@@ -81,4 +81,15 @@ CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& model, 
   }
 }
 
+void load_model_weights(const fs::path& path, torch::nn::Module& model) {
+  torch::serialize::InputArchive archive, model_archive;
+  try {
+    archive.load_from(path.string());
+    archive.read("model", model_archive);
+    model.load(model_archive);
+  } catch (const c10::Error& e) {
+    throw UserError(fmt::format("cannot load weights from {}: {}", path.string(), e.what_without_backtrace()));
+  }
+}
+
 }  // namespace attnlab::train

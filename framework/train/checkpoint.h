@@ -30,4 +30,7 @@ std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::pa
 CheckpointState load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model,
                                 torch::optim::Optimizer& optimizer);
 
+// Restores only the model's weights (for evaluation and generation).
+void load_model_weights(const std::filesystem::path& path, torch::nn::Module& model);
+
 }  // namespace attnlab::train

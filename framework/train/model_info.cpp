@@ -1,16 +1,38 @@
 // /model attributes of the run file.
 #include "train/model_info.h"
 
+#include "model/kv_cache.h"
+#include "runtime/device.h"
+
 namespace attnlab::train {
 
 void write_model_attrs(results::RunLog& log, model::TransformerLMImpl& model, const RunConfig& config) {
+  const auto& m = config.model;
   log.set_attr("/model", "n_params", model.n_params());
   log.set_attr("/model", "n_params_attention", model.n_params_attention());
-  log.set_attr("/model", "attention", config.model.attention.kind);
-  log.set_attr("/model", "position", config.model.position.kind);
-  log.set_attr("/model", "n_layers", config.model.n_layers);
-  log.set_attr("/model", "d_model", config.model.d_model);
-  log.set_attr("/model", "n_heads", config.model.n_heads);
+  log.set_attr("/model", "attention", m.attention.kind);
+  log.set_attr("/model", "decode", m.attention.decode);
+  log.set_attr("/model", "position", m.position.kind);
+  log.set_attr("/model", "n_layers", m.n_layers);
+  log.set_attr("/model", "d_model", m.d_model);
+  log.set_attr("/model", "n_heads", m.n_heads);
+  log.set_attr("/model", "d_ff", model.d_ff());
+
+  // The cache the model's decode path really allocates (MLA: per decode mode),
+  // summed over layers; per layer too, since plots compare variants per layer.
+  const auto dtype = model::parse_cache_dtype(m.attention.cache_dtype);
+  int64_t elements = 0, bytes = 0;
+  std::string parts;
+  for (const auto& layout : model.cache_layouts()) {
+    elements += layout.elements_per_token();
+    bytes += layout.bytes_per_token(dtype);
+    if (parts.empty()) parts = layout.describe();
+  }
+  log.set_attr("/model", "kv_elements_per_token", elements);
+  log.set_attr("/model", "kv_bytes_per_token", bytes);
+  log.set_attr("/model", "kv_bytes_per_token_per_layer", m.n_layers > 0 ? bytes / m.n_layers : 0);
+  log.set_attr("/model", "kv_parts_per_layer", parts);
+  log.set_attr("/model", "kv_dtype", dtype_name(dtype));
 }
 
 }  // namespace attnlab::train
