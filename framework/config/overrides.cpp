@@ -265,7 +265,7 @@ class Parser {
     while (!at_end()) {
       char c = peek();
       if (c == '$' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '{') {
-        size_t open = pos_;
+        size_t open = pos_++;
         int depth = 0;
         do {
           if (at_end()) fail("unterminated interpolation '${'", open);
