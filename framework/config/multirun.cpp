@@ -44,7 +44,9 @@ std::vector<std::string> experiment_sweeps(const std::filesystem::path& path, co
     problems.push_back({"sweep", sweep->origin, "expected a mapping of key: sweep values (mha,gqa / range(0,3) / [1,2])"});
     return out;
   }
-  for (const auto& [key, value] : sweep->entries) {
+  for (const auto& entry : sweep->entries) {
+    const std::string& key = entry.first;
+    const Node& value = entry.second;
     bool on_cli = std::any_of(cli.begin(), cli.end(), [&](const Override& o) { return o.key == key; });
     if (on_cli) continue;
     std::string text;

@@ -226,7 +226,7 @@ class Parser {
           if (k.empty()) fail("expected a key in {...}", kstart);
           if (n.find(k)) fail(fmt::format("duplicate key '{}' in {{...}}", k), kstart);
           expect(':', "after the key in {...}");
-          n.entries.emplace_back(k, element());
+          n.entries.push_back({k, element()});
         } while (eat(','));
         skip_space();
         if (!eat('}')) fail("expected ',' or '}' to close the map opened here", start);
