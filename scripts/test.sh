@@ -7,3 +7,4 @@ PRESET=${ATTNLAB_PRESET:-release}
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 ctest --test-dir "build/$PRESET" --output-on-failure -j "$(nproc)" "$@"
+[ "${ATTNLAB_SKIP_FUZZ:-0}" = 1 ] || "$ROOT/scripts/fuzz.sh"

@@ -35,6 +35,7 @@ class Composer {
     std::vector<Override> overrides = parse_all();
     LoadedYaml primary = load(req_.config_dir / "config.yaml");
     std::vector<DefaultsEntry> defaults = take_defaults(primary.root);
+    std::erase_if(defaults, [&](const DefaultsEntry& e) { return !e.is_self && !known_group(e.group, e.origin); });
 
     // The experiment file: from the request, or +experiment=NAME.
     std::optional<LoadedYaml> experiment;
@@ -160,15 +161,18 @@ class Composer {
     return false;
   }
 
+  bool known_group(const std::string& group, const std::string& origin) {
+    if (groups_.count(group)) return true;
+    std::vector<std::string> names;
+    for (const auto& [g, _] : groups_) names.push_back(g);
+    problems_.push_back({group, origin, "no config group '" + group + "'" + did_you_mean(group, names) +
+                                            "; groups: " + option_list(names)});
+    return false;
+  }
+
   void choose(std::vector<DefaultsEntry>& defaults, const std::string& group, const std::string& option,
               const std::string& origin, bool append_if_missing) {
-    if (!groups_.count(group)) {
-      std::vector<std::string> names;
-      for (const auto& [g, _] : groups_) names.push_back(g);
-      problems_.push_back({group, origin, "no config group '" + group + "'" + did_you_mean(group, names) +
-                                              "; groups: " + option_list(names)});
-      return;
-    }
+    if (!known_group(group, origin)) return;
     if (!option.empty() && !known_option(group, option, origin, group)) return;
     for (auto& e : defaults) {
       if (e.group == group) {
@@ -242,8 +246,14 @@ class Composer {
     switch (o.op) {
       case OverrideOp::Set:
         if (!existing) {
-          problems_.push_back({o.key, o.origin, "no such key to override" + suggest_key(o.key) +
-                                                     "; use +" + o.key + "=VALUE to add a key"});
+          std::string hint = suggest_key(o.key);
+          if (hint.empty() && o.key.find('.') == std::string::npos) {
+            std::vector<std::string> names{"experiment"};
+            for (const auto& [g, _] : groups_) names.push_back(g);
+            hint = did_you_mean(o.key, names);
+          }
+          problems_.push_back({o.key, o.origin, "no such key to override" + hint + "; use +" + o.key +
+                                                     "=VALUE to add a key"});
           return;
         }
         tree.set_path(o.key, *o.value);

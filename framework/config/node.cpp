@@ -52,7 +52,7 @@ Node& Node::child(const std::string& key) {
     items.clear();
   }
   if (Node* n = find(key)) return *n;
-  entries.emplace_back(key, Node::null(origin));
+  entries.push_back({key, Node::null(origin)});
   return entries.back().second;
 }
 bool Node::erase(const std::string& key) {
@@ -152,7 +152,7 @@ void merge_into(Node& base, const Node& overlay) {
       if (Node* existing = base.find(k)) {
         merge_into(*existing, v);
       } else {
-        base.entries.emplace_back(k, v);
+        base.entries.push_back({k, v});
       }
     }
     return;
@@ -202,6 +202,8 @@ void emit(YAML::Emitter& out, const Node& n) {
 bool flow_safe(const std::string& s) {
   if (s.empty()) return false;
   for (char c : s) {
+    // Control bytes and spaces would be trimmed or misread unquoted.
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
     if (c == ',' || c == '[' || c == ']' || c == '(' || c == ')' || c == '{' || c == '}' ||
         c == '\'' || c == '"' || c == '=' || c == ' ' || c == '\\' || c == ':')
       return false;

@@ -11,6 +11,8 @@
 
 namespace attnlab::config {
 
+struct MapEntry;
+
 struct Node {
   enum class Kind { Null, Scalar, Sequence, Map };
 
@@ -18,7 +20,7 @@ struct Node {
   std::string value;     // scalars: the text as written (without quotes)
   bool quoted = false;   // scalars: written quoted, so never a number, bool or null
   std::vector<Node> items;                             // sequences
-  std::vector<std::pair<std::string, Node>> entries;   // maps, in insertion order
+  std::vector<MapEntry> entries;                       // maps, in insertion order
   std::string origin;    // "configs/model/tiny.yaml:3:10", "override #2 'x=1'", ...
 
   static Node null(std::string origin = {});
@@ -49,6 +51,12 @@ struct Node {
   size_t size() const;
   // Structural equality of values (origins ignored).
   bool same_value(const Node& other) const;
+};
+
+// A map's key and value (defined after Node: a vector may hold an incomplete type, a pair may not).
+struct MapEntry {
+  std::string first;
+  Node second;
 };
 
 // OmegaConf-style merge: maps merge key by key, everything else replaces.

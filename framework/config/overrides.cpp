@@ -226,7 +226,7 @@ class Parser {
           if (k.empty()) fail("expected a key in {...}", kstart);
           if (n.find(k)) fail(fmt::format("duplicate key '{}' in {{...}}", k), kstart);
           expect(':', "after the key in {...}");
-          n.entries.emplace_back(k, element());
+          n.entries.push_back({k, element()});
         } while (eat(','));
         skip_space();
         if (!eat('}')) fail("expected ',' or '}' to close the map opened here", start);
@@ -265,7 +265,7 @@ class Parser {
     while (!at_end()) {
       char c = peek();
       if (c == '$' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '{') {
-        size_t open = pos_;
+        size_t open = pos_++;
         int depth = 0;
         do {
           if (at_end()) fail("unterminated interpolation '${'", open);

@@ -278,12 +278,14 @@ std::string suggest_key(const std::string& key) {
   // A right name in the wrong section ("model.kv_rank"), or a typo in the last segment.
   auto dot = key.rfind('.');
   std::string leaf = dot == std::string::npos ? key : key.substr(dot + 1);
-  std::vector<std::string> same_leaf;
+  std::vector<std::string> same_leaf, close_leaf;
   for (const auto& k : keys) {
     auto d = k.rfind('.');
     std::string kleaf = d == std::string::npos ? k : k.substr(d + 1);
-    if (kleaf == leaf || edit_distance(kleaf, leaf) <= (leaf.size() > 5 ? 2u : 1u)) same_leaf.push_back(k);
+    if (kleaf == leaf) same_leaf.push_back(k);
+    else if (edit_distance(kleaf, leaf) <= (leaf.size() > 5 ? 2u : 1u)) close_leaf.push_back(k);
   }
+  if (same_leaf.empty()) same_leaf = close_leaf;
   if (same_leaf.size() == 1) return " (did you mean '" + same_leaf.front() + "'?)";
   if (!same_leaf.empty()) {
     std::string s = " (did you mean one of ";

@@ -133,7 +133,7 @@ class TreeBuilder : public YAML::EventHandler {
     if (Node* existing = f.node.find(f.key)) {
       *existing = std::move(node);  // duplicate: already reported; keep the last one
     } else {
-      f.node.entries.emplace_back(f.key, std::move(node));
+      f.node.entries.push_back({f.key, std::move(node)});
     }
   }
 

@@ -1,0 +1,263 @@
+// Good inputs: the default composition equals a known YAML text, and each
+// feature (group selection, experiments, interpolation, deletion, quoting,
+// numbers) changes exactly what it should.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+
+#include "config/inspect.h"
+#include "config/schema.h"
+#include "config_test_util.h"
+
+using namespace attnlab;
+using namespace attnlab::test;
+
+namespace {
+
+config::Composed compose_with(std::vector<std::string> overrides) {
+  config::ComposeRequest request;
+  request.config_dir = source_configs();
+  request.overrides = std::move(overrides);
+  return config::compose(request);
+}
+
+// The resolved config.yaml with no overrides: every key of the schema, in schema order.
+const char* const kDefaultYaml = R"(
+seed: 0
+run:
+  name: default
+  root: results
+model:
+  n_layers: 2
+  d_model: 128
+  n_heads: 4
+  head_dim: 0
+  d_ff: 0
+  mlp: gelu
+  norm: rms
+  tie_embeddings: true
+  max_seq_len: 128
+  match_params: false
+attention:
+  kind: mha
+  n_kv_heads: 4
+  q_rank: 0
+  kv_rank: 0
+  nope_dim: 0
+  rope_dim: 0
+  v_dim: 0
+  decode: absorbed
+  rope_mode: decoupled
+  cache_dtype: fp32
+  backend: auto
+position:
+  kind: rope
+  theta: 10000.0
+  fraction: 1.0
+  dims: high
+  scaling:
+    kind: none
+    factor: 1.0
+    original_max_len: 0
+    beta_fast: 32.0
+    beta_slow: 1.0
+    mscale: 1.0
+    mscale_all_dim: 0.0
+data:
+  kind: kjv
+  path: null
+  tokenizer: byte
+  vocab_size: 0
+  val_fraction: 0.05
+  task: copy
+  dir: data
+optim:
+  lr: 1.0e-3
+  min_lr: 1.0e-4
+  weight_decay: 0.1
+  betas: [0.9, 0.95]
+  eps: 1.0e-8
+  warmup_steps: 10
+  schedule: cosine
+  grad_clip: 1.0
+train:
+  steps: 100
+  batch_size: 8
+  seq_len: 64
+  grad_accum: 1
+  device: cpu
+  dtype: fp32
+  eval_every: 50
+  eval_batches: 8
+  checkpoint_every: 0
+  keep_checkpoints: 1
+  log_every: 10
+  cuda_graph: false
+  threads: 0
+)";
+
+}  // namespace
+
+TEST_CASE("the default composition equals the expected YAML", "[config]") {
+  auto c = compose_with({});
+  CHECK(c.resolved_yaml == std::string(kDefaultYaml).substr(1));
+  CHECK(c.defaults == std::vector<std::string>{"model: tiny", "attention: mha", "position: rope", "data: kjv",
+                                               "optim: adamw", "train: cpu"});
+  CHECK(c.overrides_yaml == "[]\n");
+  CHECK(c.run.model.d_model == 128);
+  CHECK(c.run.model.attention.n_kv_heads == 4);  // ${model.n_heads}
+  CHECK(c.run.optim.beta2 == 0.95);
+}
+
+TEST_CASE("the resolved config composes again to the same config", "[config]") {
+  // Writing resolved_yaml as the only config must give back the same RunConfig text.
+  auto c = compose_with({"attention=mla", "position.theta=500000", "run.name=x"});
+  TempDir dir;
+  dir.write("configs/config.yaml", c.resolved_yaml);
+  config::ComposeRequest request;
+  request.config_dir = dir.path() / "configs";
+  CHECK(config::compose(request).resolved_yaml == c.resolved_yaml);
+}
+
+TEST_CASE("group selection lands attention and position in model.*", "[config]") {
+  auto c = compose_with({"attention=mla", "position=alibi", "attention.rope_mode=none", "model=small"});
+  const auto& a = c.run.model.attention;
+  CHECK(a.kind == "mla");
+  CHECK(a.kv_rank == 64);
+  CHECK(a.nope_dim == 64);  // ${div:${model.d_model},${model.n_heads}} = 384 / 6
+  CHECK(a.rope_dim == 32);  // ${div:${.nope_dim},2}: relative to attention
+  CHECK(a.v_dim == 64);
+  CHECK(c.run.model.position.kind == "alibi");
+  CHECK(c.run.model.n_layers == 6);
+  CHECK(c.defaults[0] == "model: small");
+  CHECK(c.defaults[1] == "attention: mla");
+}
+
+TEST_CASE("an experiment composes at the top level, with its defaults overrides", "[config]") {
+  auto c = compose_with({"+experiment=quickstart", "train.steps=7"});
+  CHECK(c.run.run.name == "quickstart");
+  CHECK(c.run.train.steps == 7);  // the command line wins over the experiment
+  CHECK(c.run.train.batch_size == 16);
+  CHECK(c.run.train.seq_len == 128);
+  CHECK(c.run.train.device == "cpu");
+
+  TempDir dir;
+  write_minimal_configs(dir);
+  dir.write("experiments/g.yaml", "# @package _global_\ndefaults:\n  - override /attention: gqa\nseed: 9\n");
+  config::ComposeRequest request;
+  request.config_dir = dir.path() / "configs";
+  request.experiment = dir.path() / "experiments/g.yaml";
+  auto e = config::compose(request);
+  CHECK(e.run.seed == 9);
+  CHECK(e.run.model.attention.kind == "gqa");
+  CHECK(e.run.model.attention.n_kv_heads == 2);
+  request.overrides = {"attention=mha"};  // the command line wins over the experiment's defaults
+  CHECK(config::compose(request).run.model.attention.kind == "mha");
+}
+
+TEST_CASE("_self_ ordering, optional entries and packages", "[config]") {
+  TempDir dir;
+  write_minimal_configs(dir);
+  // _self_ first: the group file wins over config.yaml's own value.
+  dir.write("configs/config.yaml",
+            "defaults:\n  - _self_\n  - model: tiny\n  - optional extra: none\nmodel:\n  n_layers: 9\n");
+  dir.write("configs/extra/some.yaml", "# @package _global_\nseed: 5\n");
+  config::ComposeRequest request;
+  request.config_dir = dir.path() / "configs";
+  auto first = config::compose(request);
+  CHECK(first.run.model.n_layers == 2);
+  CHECK(first.run.seed == 0);  // the optional option 'none' does not exist: skipped
+  request.overrides = {"extra=some"};
+  CHECK(config::compose(request).run.seed == 5);  // _global_ package
+  // _self_ last (also the default when absent): config.yaml wins.
+  dir.write("configs/config.yaml", "defaults:\n  - model: tiny\nmodel:\n  n_layers: 9\n");
+  request.overrides = {};
+  CHECK(config::compose(request).run.model.n_layers == 9);
+}
+
+TEST_CASE("override operators: set, add, force, delete, group add and removal", "[config]") {
+  CHECK(compose_with({"++seed=7"}).run.seed == 7);
+  CHECK(compose_with({"~seed", "+seed=5"}).run.seed == 5);
+  auto deleted = compose_with({"~optim.betas", "~data.path"});
+  CHECK(deleted.resolved_yaml.find("betas") == std::string::npos);
+  CHECK(deleted.resolved_yaml.find("  path:") == std::string::npos);
+  CHECK(deleted.run.optim.beta1 == 0.9);  // falls back to the built-in default
+  CHECK(compose_with({"~seed=0"}).resolved_yaml.find("seed:") == std::string::npos);
+  auto no_position = compose_with({"~position"});
+  CHECK(no_position.defaults.size() == 5);
+  TempDir dir;
+  write_minimal_configs(dir);
+  dir.write("configs/train/fast.yaml", "steps: 3\n");
+  config::ComposeRequest request;
+  request.config_dir = dir.path() / "configs";
+  request.overrides = {"+train=fast"};
+  CHECK(config::compose(request).run.train.steps == 3);
+}
+
+TEST_CASE("values: quotes, lists, null, booleans, numbers with _", "[config]") {
+  auto c = compose_with({"run.name='a=b'", "run.root=\"my results\"", "optim.betas=[0.8, 0.99]", "data.path=null",
+                         "model.tie_embeddings=false", "train.steps=1_000", "optim.lr=3e-4", "position.theta=1_000_000.5",
+                         "data.task=''"});
+  CHECK(c.run.run.name == "a=b");
+  CHECK(c.run.run.root == "my results");
+  CHECK(c.run.optim.beta1 == 0.8);
+  CHECK(c.run.optim.beta2 == 0.99);
+  CHECK(c.run.data.path.empty());
+  CHECK_FALSE(c.run.model.tie_embeddings);
+  CHECK(c.run.train.steps == 1000);
+  CHECK(c.run.optim.lr == Approx(3e-4));
+  CHECK(c.run.model.position.theta == 1000000.5);
+  CHECK(c.run.data.task.empty());
+  CHECK(compose_with({"run.name='true'"}).resolved_yaml.find("name: \"true\"") != std::string::npos);
+}
+
+TEST_CASE("interpolation: absolute, relative, typed, env with default, escapes", "[config]") {
+  auto c = compose_with({"run.name=${attention.kind}-l${model.n_layers}", "++model.n_layers=${model.n_heads}"});
+  CHECK(c.run.run.name == "mha-l4");
+  CHECK(c.run.model.n_layers == 4);
+  CHECK(c.resolved_yaml.find("n_layers: 4\n") != std::string::npos);
+  CHECK(c.raw_yaml.find("n_layers: ${model.n_heads}") != std::string::npos);
+  CHECK(compose_with({"run.name=${env:ATTNLAB_TEST_SURELY_UNSET,fallback}"}).run.run.name == "fallback");
+  ::setenv("ATTNLAB_TEST_SEED", "42", 1);
+  CHECK(compose_with({"seed=${oc.env:ATTNLAB_TEST_SEED}"}).run.seed == 42);
+  ::unsetenv("ATTNLAB_TEST_SEED");
+  CHECK(compose_with({"run.root=\\${literal}"}).run.run.root == "${literal}");
+  CHECK(compose_with({"run.name=${.root}", "run.root=r1"}).run.run.name == "r1");
+  CHECK(compose_with({"run.name=${..data.kind}"}).run.run.name == "kjv");
+}
+
+TEST_CASE("format_config and the groups list", "[config]") {
+  auto c = compose_with({"attention=gqa"});
+  std::string text = config::format_config(c, false);
+  CHECK_THAT(text, Catch::StartsWith("# resolved config\n# defaults: [model: tiny, attention: gqa, position: rope"));
+  CHECK_THAT(text, Catch::Contains("# overrides: attention=gqa\n"));
+  CHECK_THAT(config::format_config(compose_with({"attention=mla"}), true),
+             Catch::Contains("rope_dim: ${div:${.nope_dim},2}"));
+  auto groups = config::list_groups(source_configs());
+  REQUIRE(groups.size() == 6);
+  CHECK(groups[1].name == "attention");
+  CHECK(groups[1].options == std::vector<std::string>{"gqa", "mha", "mla", "mqa"});
+  CHECK(groups[1].selected == "mha");
+  CHECK_THAT(config::format_groups(source_configs()), Catch::Contains("  position   alibi, learned, none, rope*\n"));
+}
+
+TEST_CASE("the schema covers every RunConfig field with a doc", "[config]") {
+  CHECK(config::schema().size() == 63);
+  for (const auto& s : config::schema()) {
+    INFO(s.key);
+    CHECK_FALSE(s.doc.empty());
+    CHECK(config::find_key(s.key) == &s);
+  }
+  CHECK(config::find_key("model.vocab_size") == nullptr);  // set from the tokenizer
+}
+
+TEST_CASE("the binary prints the resolved config and exits 0", "[config][cli]") {
+  auto r = run_attnlab("--cfg attention=mla", ATTNLAB_SOURCE_DIR);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("  kind: mla\n  n_kv_heads: 0\n  q_rank: 0\n  kv_rank: 64\n  nope_dim: 32\n"));
+  auto raw = run_attnlab("--cfg --raw attention=mla", ATTNLAB_SOURCE_DIR);
+  CHECK(raw.exit_code == 0);
+  CHECK_THAT(raw.output, Catch::Contains("nope_dim: ${div:${model.d_model},${model.n_heads}}"));
+  auto help = run_attnlab("--help", ATTNLAB_SOURCE_DIR);
+  CHECK_THAT(help.output, Catch::Contains("attention  gqa, mha*, mla, mqa"));
+}
