@@ -138,7 +138,7 @@ std::string format_kv_table(const KvTable& t) {
 std::string format_decode_costs(const std::vector<DecodeCost>& costs, int64_t context_len) {
   std::string out = fmt::format("MLA decode, per new token per layer, at context {}:\n", context_len);
   out += fmt::format("{:<14} {:>12} {:>14} {:>16} {:>16} {:>12}\n", "path", "cache elem", "GFLOP",
-                     "cache MB read", "weight MB read", "FLOP/byte");
+                     "cache MB read", "weights MB (B=1)", "FLOP/byte");
   for (const auto& c : costs)
     out += fmt::format("{:<14} {:>12} {:>14.4f} {:>16.3f} {:>16.3f} {:>12.1f}\n", c.path, c.cache_elements,
                        c.flops / 1e9, c.cache_bytes_read / 1e6, c.weight_bytes_read / 1e6, c.intensity());

@@ -114,6 +114,20 @@ std::vector<CacheLayout> TransformerLMImpl::cache_layouts() const {
   return layouts;
 }
 
+int64_t TransformerLMImpl::kv_elements_per_token() const {
+  int64_t n = 0;
+  for (const auto& l : cache_layouts()) n += l.elements_per_token();
+  return n;
+}
+
+int64_t TransformerLMImpl::kv_bytes_per_token() const {
+  return kv_bytes_per_token(parse_cache_dtype(config_.attention.cache_dtype));
+}
+
+int64_t TransformerLMImpl::kv_bytes_per_token(torch::ScalarType dtype) const {
+  return kv_elements_per_token() * static_cast<int64_t>(c10::elementSize(dtype));
+}
+
 KvCache TransformerLMImpl::make_cache(int64_t batch, int64_t max_len) const {
   return make_cache(batch, max_len, parse_cache_dtype(config_.attention.cache_dtype));
 }

@@ -52,6 +52,11 @@ class TransformerLMImpl : public torch::nn::Module {
   KvCache make_cache(int64_t batch, int64_t max_len) const;
   KvCache make_cache(int64_t batch, int64_t max_len, torch::ScalarType dtype) const;
   std::vector<CacheLayout> cache_layouts() const;
+  // Per token, summed over layers (the run file's /model kv_* attributes);
+  // bytes in attention.cache_dtype unless given.
+  int64_t kv_elements_per_token() const;
+  int64_t kv_bytes_per_token() const;
+  int64_t kv_bytes_per_token(torch::ScalarType dtype) const;
 
   // MLA: switch naive/absorbed decoding without touching weights. A no-op
   // for grouped attention; absorbed with coupled RoPE is a UserError.

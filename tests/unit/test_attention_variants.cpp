@@ -112,6 +112,8 @@ TEST_CASE("analytic cache bytes equal the bytes allocated, for every variant and
   CHECK(cache.bytes() == config.n_layers * 3 * 20 * layout.elements_per_token() * elem);
   CHECK(layout.bytes_per_token(dtype) == layout.elements_per_token() * elem);
   CHECK(cache.layer(0).dtype() == dtype);
+  CHECK(lm->kv_elements_per_token() == config.n_layers * layout.elements_per_token());
+  CHECK(cache.bytes() == 3 * 20 * lm->kv_bytes_per_token());
 
   // Per token per layer, the DeepSeek-V2 Table 1 formulas.
   const int64_t h = config.n_heads, e = config.resolved_head_dim();

@@ -6,6 +6,8 @@
 
 #include "core/error.h"
 
+#include <limits>
+
 namespace attnlab::model {
 
 Backend parse_backend(const std::string& name) {

@@ -1,0 +1,74 @@
+// KV accounting: the DeepSeek-V2 preset reproduces the paper's numbers, the
+// table compares every variant with MHA, and MLA's decode costs follow the
+// naive/absorbed formulas.
+#include <catch2/catch.hpp>
+
+#include "bench/kv_report.h"
+#include "tensor_match.h"
+
+using namespace attnlab;
+using namespace attnlab::bench;
+
+namespace {
+const KvRow& find(const KvTable& t, const std::string& name) {
+  for (const auto& r : t.rows)
+    if (r.variant == name) return r;
+  FAIL("no row " << name);
+  throw;
+}
+}  // namespace
+
+TEST_CASE("DeepSeek-V2: 576 elements per token per layer, 34.6K / 15.6K per token, 57x", "[kv][report]") {
+  auto table = kv_table(deepseek_v2_config());
+  const auto& mla = find(table, "mla absorbed");
+  CHECK(mla.elements_per_layer == 576);
+  CHECK(mla.parts == "ckv[512] + krope[64]");
+  CHECK(mla.elements_per_token == 34560);
+  CHECK(short_count(mla.elements_per_token) == "34.6K");
+  CHECK(short_count(27 * mla.elements_per_layer) == "15.6K");
+  CHECK(mla.bytes_per_token == 34560 * 2);  // bf16
+  const auto& mha = find(table, "mha");
+  CHECK(mha.elements_per_layer == 2 * 128 * 128);
+  CHECK_THAT(mla.ratio_to_mha, Catch::WithinAbs(56.9, 0.05));
+  CHECK(find(table, "mqa").elements_per_layer == 256);
+  CHECK(find(table, "gqa (K=8)").elements_per_layer == 2048);
+  // Naive MLA caches expanded k and v: more than MHA (d_n + d_r + d_v = 320 per head).
+  CHECK(find(table, "mla naive").elements_per_layer == 128 * 320);
+
+  auto text = deepseek_v2_report();
+  CHECK_THAT(text, Catch::Contains("34.6K") && Catch::Contains("15.6K") && Catch::Contains("860.2K") &&
+                       Catch::Contains("110.6K") && Catch::Contains("56.9x"));
+}
+
+TEST_CASE("the KV table of a small config lists every variant against MHA", "[kv][report]") {
+  auto config = test::tiny_config("gqa");
+  config.attention.cache_dtype = "fp16";
+  auto table = kv_table(config);
+  REQUIRE(table.rows.size() == 5);
+  CHECK(table.rows[0].variant == "mha");
+  CHECK(table.rows[0].ratio_to_mha == 1.0);
+  const auto& gqa = find(table, "gqa (K=2)");
+  CHECK(gqa.elements_per_layer == 2 * 2 * 8);
+  CHECK(gqa.bytes_per_token == 2 * 2 * 8 * 2 * 2);  // two layers, fp16
+  CHECK(gqa.ratio_to_mha == 2.0);
+  CHECK(find(table, "mla absorbed").elements_per_layer == 4 * 8 + 4);  // defaults: d_c = 4E, d_r = E/2
+  CHECK_THAT(format_kv_table(table), Catch::Contains("gqa (K=2)") && Catch::Contains("k[2,8] + v[2,8]"));
+}
+
+TEST_CASE("MLA decode costs: absorbed reads the latent, naive-latent pays re-expansion", "[kv][report]") {
+  auto c = deepseek_v2_config();
+  auto costs = mla_decode_costs(c, 4096);
+  REQUIRE(costs.size() == 3);
+  const auto &naive = costs[0], &relatent = costs[1], &absorbed = costs[2];
+  CHECK(naive.cache_bytes_read == 4096.0 * 128 * 320 * 2);
+  CHECK(absorbed.cache_bytes_read == 4096.0 * 576 * 2);
+  CHECK(naive.cache_bytes_read / absorbed.cache_bytes_read == Approx(128.0 * 320 / 576));
+  // Re-expanding 4096 latents costs 2·L·d_c·H·(d_n+d_v) more than naive.
+  CHECK(relatent.flops - naive.flops == Approx(2.0 * 4095 * 512 * 128 * 256));
+  // Absorbed attention: scores over C+R and values over C per head.
+  const double common = naive.flops - (2.0 * 512 * 128 * 256 + 2.0 * 128 * 4096 * (192 + 128));
+  CHECK(absorbed.flops - common ==
+        Approx(2.0 * 128 * 128 * 512 + 2.0 * 128 * 4096 * 576 + 2.0 * 128 * 4096 * 512 + 2.0 * 128 * 512 * 128));
+  CHECK(absorbed.intensity() > naive.intensity());
+  CHECK_THAT(format_decode_costs(costs, 4096), Catch::Contains("absorbed") && Catch::Contains("naive-latent"));
+}
