@@ -76,7 +76,7 @@ class Batcher {
   void set_state(uint64_t draws) { draws_ = draws; }
 
  private:
-  const TokenStore* store_;
+  TokenStore store_;  // a copy sharing the mapping, so the Batcher outlives moves of its Dataset
   int64_t batch_size_, seq_len_;
   uint64_t seed_;
   uint64_t draws_ = 0;  // batches drawn so far; the stream is a function of (seed, draws)
