@@ -49,6 +49,9 @@ struct Dataset {
   std::shared_ptr<const Tokenizer> tokenizer;
   TokenStore train;
   TokenStore val;
+  // Corpus bytes per token of the validation split, to turn a validation loss
+  // in nats/token into bits per byte: loss / ln(2) / val_bytes_per_token.
+  double val_bytes_per_token = 1.0;
 };
 
 // Where prepare() puts a corpus: <cfg.dir>/<kjv | stem of cfg.path>.

@@ -256,6 +256,9 @@ Dataset load(const DataConfig& cfg) {
   ds.tokenizer = open_tokenizer(cfg.tokenizer, tok_dir);
   ds.train = TokenStore::open(tok_dir / "train.bin");
   ds.val = TokenStore::open(tok_dir / "val.bin");
+  YAML::Node meta = YAML::LoadFile((tok_dir / "meta.yaml").string());
+  auto val_bytes = meta["corpus_bytes"].as<int64_t>() - meta["split_byte"].as<int64_t>();
+  ds.val_bytes_per_token = static_cast<double>(val_bytes) / static_cast<double>(std::max<int64_t>(1, ds.val.size()));
   return ds;
 }
 

@@ -93,6 +93,9 @@ TEST_CASE("a text corpus becomes token files that decode back to it", "[data]") 
   CHECK_THAT(meta, Catch::Contains("train_tokens: " + std::to_string(ds.train.size())));
   CHECK_THAT(meta, Catch::Contains("token_bytes: 2"));
   CHECK(fs::file_size(tokens_dir(cfg) / "train.bin") == static_cast<uintmax_t>(ds.train.size()) * 2);
+  CHECK(ds.val_bytes_per_token == Approx(static_cast<double>(val.size()) / static_cast<double>(ds.val.size())));
+  if (tokenizer == "byte") CHECK(ds.val_bytes_per_token == 1.0);
+  if (tokenizer == "sentencepiece") CHECK(ds.val_bytes_per_token > 2.0);
 }
 
 TEST_CASE("prepare is deterministic and redoes the work only when the corpus changes", "[data]") {
