@@ -18,6 +18,7 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import h5py  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -42,7 +43,9 @@ def find_runs(root):
 def series(f, group, column):
     path = f"{group}/{column}"
     if path in f and isinstance(f[path], h5py.Dataset):
-        return np.asarray(f[path][...], dtype=np.float64)
+        values = np.asarray(f[path][...], dtype=np.float64)
+        values[~np.isfinite(values)] = np.nan  # a diverged run's inf would wreck the y range
+        return values
     return None
 
 
@@ -104,6 +107,12 @@ def plot_quality_vs_memory(runs, out):
         ax.annotate(run["label"], (run["kv_bytes"], run["final_val_ppl"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
+    # Tick exactly the measured cache sizes, in plain bytes, and leave room for labels.
+    sizes = sorted({run["kv_bytes"] for run in runs})
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([f"{s:g}" for s in sizes])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.margins(x=0.2, y=0.1)
     ax.set_xlabel("KV-cache bytes per token per layer")
     ax.set_ylabel("final validation perplexity")
     ax.set_title("quality vs KV-cache memory")

@@ -49,6 +49,9 @@ struct Dataset {
   std::shared_ptr<const Tokenizer> tokenizer;
   TokenStore train;
   TokenStore val;
+  // Corpus bytes per token of the validation split, to turn a validation loss
+  // in nats/token into bits per byte: loss / ln(2) / val_bytes_per_token.
+  double val_bytes_per_token = 1.0;
 };
 
 // Where prepare() puts a corpus: <cfg.dir>/<kjv | stem of cfg.path>.
@@ -76,7 +79,7 @@ class Batcher {
   void set_state(uint64_t draws) { draws_ = draws; }
 
  private:
-  const TokenStore* store_;
+  TokenStore store_;  // a copy sharing the mapping, so the Batcher outlives moves of its Dataset
   int64_t batch_size_, seq_len_;
   uint64_t seed_;
   uint64_t draws_ = 0;  // batches drawn so far; the stream is a function of (seed, draws)

@@ -126,7 +126,12 @@ int64_t write_tokens(const Tokenizer& tok, std::string_view text, int token_byte
     size_t end = std::min(text.size(), pos + kEncodeChunkBytes);
     if (end < text.size()) {
       size_t nl = text.rfind('\n', end - 1);
-      if (nl != std::string_view::npos && nl >= pos) end = nl + 1;
+      if (nl != std::string_view::npos && nl >= pos) {
+        end = nl + 1;
+      } else {
+        // One very long line: at least never cut a UTF-8 sequence in two.
+        while (end > pos + 1 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+      }
     }
     auto ids = tok.encode(std::string(text.substr(pos, end - pos)));
     buf.resize(ids.size() * static_cast<size_t>(token_bytes));
@@ -251,6 +256,9 @@ Dataset load(const DataConfig& cfg) {
   ds.tokenizer = open_tokenizer(cfg.tokenizer, tok_dir);
   ds.train = TokenStore::open(tok_dir / "train.bin");
   ds.val = TokenStore::open(tok_dir / "val.bin");
+  YAML::Node meta = YAML::LoadFile((tok_dir / "meta.yaml").string());
+  auto val_bytes = meta["corpus_bytes"].as<int64_t>() - meta["split_byte"].as<int64_t>();
+  ds.val_bytes_per_token = static_cast<double>(val_bytes) / static_cast<double>(std::max<int64_t>(1, ds.val.size()));
   return ds;
 }
 

@@ -64,6 +64,9 @@ void SentencePieceTokenizer::train(const std::string& text, int64_t vocab_size,
       {"eos_id", "-1"},
       {"unk_id", "0"},
       {"num_threads", std::to_string(threads)},
+      // Lines are sentences; the default skips lines over 4192 bytes, which
+      // would drop whole paragraphs of unwrapped prose.
+      {"max_sentence_length", "65536"},
       {"minloglevel", "2"},  // warnings and errors only
   };
   LineIterator lines(text);

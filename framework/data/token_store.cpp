@@ -104,19 +104,19 @@ torch::Tensor TokenStore::slice(int64_t start, int64_t len) const {
 }
 
 Batcher::Batcher(const TokenStore& store, int64_t batch_size, int64_t seq_len, uint64_t seed)
-    : store_(&store), batch_size_(batch_size), seq_len_(seq_len), seed_(seed) {
+    : store_(store), batch_size_(batch_size), seq_len_(seq_len), seed_(seed) {
   require_windows(store, batch_size, seq_len);
 }
 
 std::pair<torch::Tensor, torch::Tensor> Batcher::next() {
-  auto starts = static_cast<uint64_t>(store_->size() - seq_len_);  // valid starts: [0, size - seq_len - 1]
+  auto starts = static_cast<uint64_t>(store_.size() - seq_len_);  // valid starts: [0, size - seq_len - 1]
   uint64_t batch_key = mix(mix(seed_) ^ draws_);
   std::vector<torch::Tensor> windows;
   windows.reserve(static_cast<size_t>(batch_size_));
   for (int64_t b = 0; b < batch_size_; ++b) {
     // Modulo bias is below starts / 2^64: irrelevant for any real corpus.
     auto start = static_cast<int64_t>(mix(batch_key ^ static_cast<uint64_t>(b)) % starts);
-    windows.push_back(store_->slice(start, seq_len_ + 1));
+    windows.push_back(store_.slice(start, seq_len_ + 1));
   }
   ++draws_;
   return split_windows(windows, seq_len_);

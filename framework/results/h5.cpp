@@ -223,9 +223,13 @@ void Handle::close() {
 namespace {
 // Files close "semi" strongly: closing with objects still open is an error
 // rather than a silent deferral, so a committed file is really closed.
+// HDF5's own file locking is off: run files are never modified in place
+// (commit renames a finished file over the old one), and flock() fails on
+// some cluster file systems.
 PropList file_access_props(const std::string& what) {
   PropList fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, what);
   check(H5Pset_fclose_degree(fapl.id(), H5F_CLOSE_SEMI), what);
+  check(H5Pset_file_locking(fapl.id(), false, true), what);
   return fapl;
 }
 }  // namespace

@@ -39,6 +39,10 @@ void check_column_name(const std::string& series, const std::string& column) {
   }
 }
 
+void check_no_nul(const std::string& s, const std::string& what) {
+  if (s.find('\0') != std::string::npos) throw Error(fmt::format("run log: {} contains a NUL byte", what));
+}
+
 std::string join_names(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -57,6 +61,8 @@ void RunLog::set_attr(const std::string& group, const std::string& name, AttrVal
     throw Error("run log: schema_version is written by RunLog itself and cannot be set");
   }
   if (name.empty()) throw Error(fmt::format("run log: empty attribute name on group {}", g));
+  check_no_nul(name, "an attribute name");
+  if (const auto* s = std::get_if<std::string>(&value)) check_no_nul(*s, fmt::format("attribute {}/{}", g, name));
   attrs_[g][name] = std::move(value);
 }
 
@@ -139,7 +145,11 @@ void RunLog::truncate_after(int64_t step) {
   }
 }
 
-void RunLog::add_event(Event event) { events_.push_back(std::move(event)); }
+void RunLog::add_event(Event event) {
+  check_no_nul(event.kind, "an event kind");
+  check_no_nul(event.message, "an event message");
+  events_.push_back(std::move(event));
+}
 
 void RunLog::commit() const {
   std::filesystem::path tmp = path_;

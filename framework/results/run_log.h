@@ -44,7 +44,9 @@ class RunLog {
 
   const std::filesystem::path& path() const { return path_; }
 
-  // Attributes on a group: "/" (root), "/model", "/summary", ...
+  // Attributes on a group: "/" (root), "/model", "/summary", ... ("model" and
+  // "/model" are the same group). Strings are UTF-8 without NUL bytes (Error).
+  // schema_version is RunLog's own and cannot be set.
   void set_attr(const std::string& group, const std::string& name, AttrValue value);
   const AttrValue* attr(const std::string& group, const std::string& name) const;
   // Every attribute, by normalized group ("/", "/model", ...).
@@ -61,10 +63,13 @@ class RunLog {
   // from a checkpoint older than the last logged rows).
   void truncate_after(int64_t step);
 
+  // Events are a history: truncate_after() keeps them. No NUL bytes in strings.
   void add_event(Event event);
   const std::vector<Event>& events() const { return events_; }
 
-  // Writes the whole record to path() atomically. Throws attnlab::Error on I/O failure.
+  // Writes the whole record to path() atomically, creating its directory if
+  // needed. Throws attnlab::Error on I/O failure; the previous file is then
+  // left as it was and no run.h5.tmp remains.
   void commit() const;
 
  private:

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <optional>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -135,4 +136,15 @@ TEST_CASE("windows longer than the split are a user error naming train.seq_len",
   CHECK_THROWS_WITH(validation_batches(store, 1, 1, 64), Catch::Contains("train.seq_len"));
   Batcher ok(store, 2, 49, 0);
   check_windows(ok.next(), store.size(), 49);
+}
+
+TEST_CASE("a batcher keeps its token file mapped after the store it was built from is gone", "[data]") {
+  TempDir dir;
+  std::optional<TokenStore> store = make_store(dir.path, 300, 2);
+  Batcher batcher(*store, 2, 16, 5);
+  Batcher twin(*store, 2, 16, 5);
+  store.reset();
+  auto batch = batcher.next();
+  check_windows(batch, 300, 16);
+  CHECK(same(batch, twin.next()));
 }

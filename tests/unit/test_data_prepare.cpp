@@ -93,6 +93,9 @@ TEST_CASE("a text corpus becomes token files that decode back to it", "[data]") 
   CHECK_THAT(meta, Catch::Contains("train_tokens: " + std::to_string(ds.train.size())));
   CHECK_THAT(meta, Catch::Contains("token_bytes: 2"));
   CHECK(fs::file_size(tokens_dir(cfg) / "train.bin") == static_cast<uintmax_t>(ds.train.size()) * 2);
+  CHECK(ds.val_bytes_per_token == Approx(static_cast<double>(val.size()) / static_cast<double>(ds.val.size())));
+  if (tokenizer == "byte") CHECK(ds.val_bytes_per_token == 1.0);
+  if (tokenizer == "sentencepiece") CHECK(ds.val_bytes_per_token > 2.0);
 }
 
 TEST_CASE("prepare is deterministic and redoes the work only when the corpus changes", "[data]") {
@@ -185,4 +188,19 @@ TEST_CASE("a SentencePiece tokenizer trained on the whole KJV round-trips it", "
   CHECK(decode_all(ds, ds.train) + decode_all(ds, ds.val) == corpus);
   double bytes_per_token = static_cast<double>(corpus.size()) / static_cast<double>(ds.train.size() + ds.val.size());
   CHECK(bytes_per_token > 3.0);  // a 4096-piece BPE compresses English several-fold
+}
+
+TEST_CASE("a line longer than an encoding chunk is never cut inside a character", "[data]") {
+  TempDir dir;
+  std::string text = "x";  // odd offset: a chunk boundary at an even byte count falls inside a 'ü'
+  for (int i = 0; i < 200'000; ++i) text += "ü";  // 400 KB without a line break
+  text += "\nüü\n";
+  write_bytes(dir.path / "long.txt", text);
+  DataConfig cfg = text_config(dir.path, dir.path / "long.txt", "char");
+  Dataset ds = load(cfg);
+  CHECK(ds.tokenizer->vocab_size() == 4);  // <unk>, newline, x, ü
+  CHECK(decode_all(ds, ds.train) == text.substr(0, 400'002));
+  CHECK(decode_all(ds, ds.val) == "üü\n");
+  auto ids = ds.train.slice(0, ds.train.size());
+  CHECK((ids == 0).sum().item<int64_t>() == 0);  // no <unk> from a split sequence
 }

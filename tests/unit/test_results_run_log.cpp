@@ -145,6 +145,10 @@ TEST_CASE("rows must keep the columns of a series' first row", "[results]") {
   log.append("eval/context", {{"length", 64}});
   CHECK_THROWS_AS(log.append("eval", {{"context", 1}}), attnlab::Error);
   CHECK_THROWS_AS(log.set_attr("/", "schema_version", int64_t{2}), attnlab::Error);
+  // HDF5 strings end at NUL: refused when set, not later at commit.
+  CHECK_THROWS_WITH(log.set_attr("/", "note", std::string("a\0b", 3)), Catch::Contains("NUL"));
+  CHECK_THROWS_WITH(log.add_event({1, "eval", std::string("x\0", 2)}), Catch::Contains("NUL"));
+  CHECK(log.events().empty());
 }
 
 TEST_CASE("truncate_after drops exactly the rows past a step", "[results]") {
