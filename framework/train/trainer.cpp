@@ -65,21 +65,6 @@ std::string host_name() {
   return gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string("unknown");
 }
 
-// UTF-8 bytes per token over the validation targets, for bits per byte.
-double bytes_per_token(const data::Tokenizer& tokenizer, const eval::Batches& batches) {
-  int64_t tokens = 0, bytes = 0;
-  for (const auto& batch : batches) {
-    auto targets = batch.second.contiguous().to(torch::kCPU);
-    for (int64_t b = 0; b < targets.size(0); ++b) {
-      auto row = targets[b];
-      std::vector<int64_t> ids(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
-      bytes += static_cast<int64_t>(tokenizer.decode(ids).size());
-      tokens += row.numel();
-    }
-  }
-  return tokens > 0 && bytes > 0 ? static_cast<double>(bytes) / static_cast<double>(tokens) : 1.0;
-}
-
 void remove_previous_run(const fs::path& run_dir) {
   for (const char* name : {"run.h5", "run.h5.tmp", "config.yaml", "overrides.yaml", "defaults.yaml"}) {
     fs::remove(run_dir / name);
@@ -196,10 +181,9 @@ TrainOutcome train(const TrainRequest& request) {
   data::Batcher batcher(dataset.train, tc.batch_size, tc.seq_len, static_cast<uint64_t>(cfg.seed));
   batcher.set_state(state.batcher_draws);
   const eval::Batches val_batches = data::validation_batches(dataset.val, tc.eval_batches, tc.batch_size, tc.seq_len);
-  const double val_bytes_per_token = bytes_per_token(*dataset.tokenizer, val_batches);
 
   auto run_eval = [&](int64_t step) {
-    auto r = eval::evaluate(model, val_batches, device, dtype, val_bytes_per_token);
+    auto r = eval::evaluate(model, val_batches, device, dtype, dataset.val_bytes_per_token);
     log.append("eval", {{"step", static_cast<double>(step)},
                         {"tokens", static_cast<double>(state.tokens_seen)},
                         {"val_loss", r.loss},
