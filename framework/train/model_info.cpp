@@ -21,17 +21,11 @@ void write_model_attrs(results::RunLog& log, model::TransformerLMImpl& model, co
   // The cache the model's decode path really allocates (MLA: per decode mode),
   // summed over layers; per layer too, since plots compare variants per layer.
   const auto dtype = model::parse_cache_dtype(m.attention.cache_dtype);
-  int64_t elements = 0, bytes = 0;
-  std::string parts;
-  for (const auto& layout : model.cache_layouts()) {
-    elements += layout.elements_per_token();
-    bytes += layout.bytes_per_token(dtype);
-    if (parts.empty()) parts = layout.describe();
-  }
-  log.set_attr("/model", "kv_elements_per_token", elements);
+  const int64_t bytes = model.kv_bytes_per_token(dtype);
+  log.set_attr("/model", "kv_elements_per_token", model.kv_elements_per_token());
   log.set_attr("/model", "kv_bytes_per_token", bytes);
   log.set_attr("/model", "kv_bytes_per_token_per_layer", m.n_layers > 0 ? bytes / m.n_layers : 0);
-  log.set_attr("/model", "kv_parts_per_layer", parts);
+  log.set_attr("/model", "kv_parts_per_layer", model.cache_layouts().front().describe());
   log.set_attr("/model", "kv_dtype", dtype_name(dtype));
 }
 
