@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/run_dir.h"
+#include "core/error.h"
 #include "model/generate.h"
 #include "model/kv_cache.h"
 

@@ -7,6 +7,7 @@
 #include "bench/kv_report.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/error.h"
 
 namespace attnlab::cli {
 namespace {

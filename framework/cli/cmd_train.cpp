@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/error.h"
 #include "config/multirun.h"
 #include "train/trainer.h"
 
@@ -48,8 +49,7 @@ int run(const TrainArgs& args) {
   }
   // Plan (and validate) every job before the first one runs.
   auto jobs = config::plan_multirun(request);
-  fmt::print("multirun: {} job(s)\n", jobs.size());
-  for (const auto& job : jobs) fmt::print("  {}  {}\n", job.run_id, fmt::join(job.overrides, " "));
+  fmt::print("multirun: {} job(s)\n{}", jobs.size(), config::format_dry_run(jobs));
   if (args.dry_run) return 0;
   int worst = 0;
   for (size_t i = 0; i < jobs.size(); ++i) {
