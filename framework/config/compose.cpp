@@ -245,6 +245,11 @@ class Composer {
     Node* existing = tree.at_path(o.key);
     switch (o.op) {
       case OverrideOp::Set:
+        if (!existing && find_key(o.key)) {
+          problems_.push_back({o.key, o.origin, "is not set here (deleted, or its map replaced, earlier); use ++" +
+                                                     o.key + "=VALUE"});
+          return;
+        }
         if (!existing) {
           std::string hint = suggest_key(o.key);
           if (hint.empty() && o.key.find('.') == std::string::npos) {

@@ -282,6 +282,7 @@ std::string suggest_key(const std::string& key) {
   for (const auto& k : keys) {
     auto d = k.rfind('.');
     std::string kleaf = d == std::string::npos ? k : k.substr(d + 1);
+    if (k == key) continue;
     if (kleaf == leaf) same_leaf.push_back(k);
     else if (edit_distance(kleaf, leaf) <= (leaf.size() > 5 ? 2u : 1u)) close_leaf.push_back(k);
   }

@@ -3,6 +3,8 @@
 // numbers) changes exactly what it should.
 #include <catch2/catch.hpp>
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdlib>
 
 #include "config/inspect.h"
@@ -209,6 +211,22 @@ TEST_CASE("values: quotes, lists, null, booleans, numbers with _", "[config]") {
   CHECK(c.run.model.position.theta == 1000000.5);
   CHECK(c.run.data.task.empty());
   CHECK(compose_with({"run.name='true'"}).resolved_yaml.find("name: \"true\"") != std::string::npos);
+  // A map value replaces the whole map: keys it leaves out fall back to the built-in defaults.
+  auto scaled = compose_with({"position.scaling={kind: linear, factor: 2}", "++position.scaling.beta_fast=8"});
+  CHECK(scaled.run.model.position.scaling.kind == "linear");
+  CHECK(scaled.run.model.position.scaling.factor == 2.0);
+  CHECK(scaled.run.model.position.scaling.beta_fast == 8.0);
+  CHECK(scaled.resolved_yaml.find("beta_slow") == std::string::npos);
+}
+
+TEST_CASE("overrides_yaml reads back as the overrides given", "[config]") {
+  std::vector<std::string> given = {"data.task='a, b'", "optim.betas=[0.8,0.9]", "seed=3", "run.root=\"x: y\""};
+  auto c = compose_with(given);
+  YAML::Node list = YAML::Load(c.overrides_yaml);
+  REQUIRE(list.IsSequence());
+  REQUIRE(list.size() == given.size());
+  for (size_t i = 0; i < given.size(); ++i) CHECK(list[i].as<std::string>() == given[i]);
+  CHECK(c.overrides == given);
 }
 
 TEST_CASE("interpolation: absolute, relative, typed, env with default, escapes", "[config]") {

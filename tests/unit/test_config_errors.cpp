@@ -63,6 +63,7 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
     {{"atention=mla"}, "atention", "override #1", "no such key to override (did you mean 'attention'?)"},
     {{"+model.foo=1"}, "model.foo", "override #1 '+model.foo=1'", "unknown key"},
     {{"+model.n_layers=3"}, "model.n_layers", "override #1", "already exists (set at "},
+    {{"~position.theta", "position.theta=5"}, "position.theta", "override #2", "is not set here (deleted, or its map replaced, earlier); use ++position.theta=VALUE"},
     {{"~model.nope"}, "model.nope", "override #1", "no such key to delete"},
     {{"~seed=5"}, "seed", "override #1", "not deleted: its value is 0"},
     {{"seed.x=1"}, "seed.x", "override #1", "'seed' is not a mapping"},
