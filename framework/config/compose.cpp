@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 #include "config/defaults_list.h"
@@ -33,7 +34,13 @@ class Composer {
 
   Composed run() {
     std::vector<Override> overrides = parse_all();
-    LoadedYaml primary = load(req_.config_dir / "config.yaml");
+    const std::filesystem::path primary_path = req_.config_dir / "config.yaml";
+    if (!std::filesystem::is_regular_file(primary_path)) {
+      problems_.push_back({"", display_path(primary_path), "no such file: run attnlab from the repository root, "
+                                                           "or pass the folder that holds config.yaml"});
+      throw UserError(problems_);
+    }
+    LoadedYaml primary = load(primary_path);
     std::vector<DefaultsEntry> defaults = take_defaults(primary.root);
     std::erase_if(defaults, [&](const DefaultsEntry& e) { return !e.is_self && !known_group(e.group, e.origin); });
 
