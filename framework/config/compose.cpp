@@ -222,7 +222,14 @@ class Composer {
       known_option(e.group, e.option, e.origin, e.group);
       return;
     }
-    LoadedYaml file = load(path);
+    // A broken group file is reported and skipped, so the other files' problems show too.
+    LoadedYaml file;
+    try {
+      file = load_yaml_file(path, display_path(path));
+    } catch (const UserError& err) {
+      problems_.insert(problems_.end(), err.diagnostics().begin(), err.diagnostics().end());
+      return;
+    }
     if (file.root.find("defaults"))
       problems_.push_back({e.group, file.root.find("defaults")->origin,
                            "defaults lists are read from config.yaml and experiment files only"});
