@@ -153,6 +153,22 @@ TEST_CASE("every problem is reported at once", "[config]") {
                                       "attention.decode"});
 }
 
+TEST_CASE("each key of a broken interpolation chain gets its own error, and only that", "[config]") {
+  config::ComposeRequest request;
+  request.config_dir = source_configs();
+  request.overrides = {"++model.n_layers=${model.d_model}", "++model.d_model=${model.n_layers}",
+                       "run.name=${run.root}", "run.root=${nope}"};
+  auto errors = compose_errors(request);
+  REQUIRE(errors.size() == 4);
+  CHECK(errors[0].key == "run.name");
+  CHECK_THAT(errors[0].message, Catch::Contains("refers to 'nope', which does not exist (via run.name -> run.root)"));
+  CHECK(errors[1].key == "run.root");
+  CHECK(errors[2].key == "model.n_layers");
+  CHECK(errors[3].key == "model.d_model");
+  CHECK(errors[3].message == "cyclic interpolation: model.n_layers -> model.d_model -> model.n_layers");
+  CHECK(errors[3].origin == "override #2 '++model.d_model=${model.n_layers}'");
+}
+
 TEST_CASE("an invalid value is reported once, not again by the rules that use it", "[config]") {
   config::ComposeRequest request;
   request.config_dir = source_configs();
