@@ -187,6 +187,11 @@ TEST_CASE("override operators: set, add, force, delete, group add and removal", 
   CHECK(compose_with({"~seed=0"}).resolved_yaml.find("seed:") == std::string::npos);
   auto no_position = compose_with({"~position"});
   CHECK(no_position.defaults.size() == 5);
+  auto null_position = compose_with({"position=null", "position.kind=alibi"});
+  CHECK(null_position.defaults == std::vector<std::string>{"model: tiny", "attention: mha", "data: kjv",
+                                                           "optim: adamw", "train: cpu"});
+  CHECK(null_position.run.model.position.kind == "alibi");
+  CHECK(null_position.run.model.position.theta == 10000.0);  // built-in default: no position file composed
   TempDir dir;
   write_minimal_configs(dir);
   dir.write("configs/train/fast.yaml", "steps: 3\n");
