@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 #include "config/defaults_list.h"
@@ -33,7 +34,13 @@ class Composer {
 
   Composed run() {
     std::vector<Override> overrides = parse_all();
-    LoadedYaml primary = load(req_.config_dir / "config.yaml");
+    const std::filesystem::path primary_path = req_.config_dir / "config.yaml";
+    if (!std::filesystem::is_regular_file(primary_path)) {
+      problems_.push_back({"", display_path(primary_path), "no such file: run attnlab from the repository root, "
+                                                           "or pass the folder that holds config.yaml"});
+      throw UserError(problems_);
+    }
+    LoadedYaml primary = load(primary_path);
     std::vector<DefaultsEntry> defaults = take_defaults(primary.root);
     std::erase_if(defaults, [&](const DefaultsEntry& e) { return !e.is_self && !known_group(e.group, e.origin); });
 
@@ -215,7 +222,14 @@ class Composer {
       known_option(e.group, e.option, e.origin, e.group);
       return;
     }
-    LoadedYaml file = load(path);
+    // A broken group file is reported and skipped, so the other files' problems show too.
+    LoadedYaml file;
+    try {
+      file = load_yaml_file(path, display_path(path));
+    } catch (const UserError& err) {
+      problems_.insert(problems_.end(), err.diagnostics().begin(), err.diagnostics().end());
+      return;
+    }
     if (file.root.find("defaults"))
       problems_.push_back({e.group, file.root.find("defaults")->origin,
                            "defaults lists are read from config.yaml and experiment files only"});
@@ -245,6 +259,11 @@ class Composer {
     Node* existing = tree.at_path(o.key);
     switch (o.op) {
       case OverrideOp::Set:
+        if (!existing && find_key(o.key)) {
+          problems_.push_back({o.key, o.origin, "is not set here (deleted, or its map replaced, earlier); use ++" +
+                                                     o.key + "=VALUE"});
+          return;
+        }
         if (!existing) {
           std::string hint = suggest_key(o.key);
           if (hint.empty() && o.key.find('.') == std::string::npos) {

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include "config/scalars.h"
 #include "config/schema.h"
@@ -34,9 +35,16 @@ class Resolver {
     } else if (n.is_sequence()) {
       for (size_t i = 0; i < n.items.size(); ++i) visit(n.items[i], fmt::format("{}[{}]", path, i));
     } else if (n.is_scalar() && n.value.find("${") != std::string::npos) {
+      auto st = state_.find(&n);
+      if (st != state_.end() && st->second == State::Failed) {
+        // Failed while resolving another key (a cycle, or a chain): its own error, once.
+        if (reported_.insert(&n).second) problems_.push_back({path, n.origin, failure_[&n]});
+        return;
+      }
       try {
         resolve(n, path);
       } catch (const Failure& f) {
+        reported_.insert(&n);
         problems_.push_back({path, n.origin, f.message});
       }
     }
@@ -62,9 +70,10 @@ class Resolver {
     std::string text;
     try {
       text = evaluate(n.value, path, &whole);
-    } catch (const Failure&) {
+    } catch (const Failure& f) {
       stack_.pop_back();
       state_[&n] = State::Failed;
+      failure_[&n] = f.message;
       throw;
     }
     stack_.pop_back();
@@ -218,6 +227,8 @@ class Resolver {
   Node& root_;
   std::vector<Diagnostic>& problems_;
   std::map<const Node*, State> state_;
+  std::map<const Node*, std::string> failure_;
+  std::set<const Node*> reported_;
   std::vector<std::string> stack_;
 };
 

@@ -22,9 +22,15 @@ class Checker {
       if (invalid_.count(k)) return false;
     return true;
   }
-  void fail(const std::string& key, const std::string& message) {
+  // `related`: the other keys of the rule, whose origins the message lists.
+  void fail(const std::string& key, const std::string& message, std::initializer_list<const char*> related = {}) {
+    std::string text = message;
+    for (const char* r : related) text += fmt::format(" [{} from {}]", r, origin(r));
+    problems_.push_back({key, origin(key), text});
+  }
+  std::string origin(const std::string& key) const {
     const Node* n = tree_.at_path(key);
-    problems_.push_back({key, n ? n->origin : "built-in default", message});
+    return n ? n->origin : "built-in default";
   }
 
  private:
@@ -37,9 +43,11 @@ void check_model(const RunConfig& c, Checker& k) {
   const auto& m = c.model;
   if (m.head_dim == 0 && k.ok({"model.d_model", "model.n_heads", "model.head_dim"}) && m.d_model % m.n_heads != 0)
     k.fail("model.d_model", fmt::format("{} is not divisible by model.n_heads ({}) and model.head_dim is 0 "
-                                        "(derived); change one, or set model.head_dim", m.d_model, m.n_heads));
+                                        "(derived); change one, or set model.head_dim", m.d_model, m.n_heads),
+           {"model.n_heads"});
   if (k.ok({"train.seq_len", "model.max_seq_len"}) && c.train.seq_len > m.max_seq_len)
-    k.fail("train.seq_len", fmt::format("{} is longer than model.max_seq_len ({})", c.train.seq_len, m.max_seq_len));
+    k.fail("train.seq_len", fmt::format("{} is longer than model.max_seq_len ({})", c.train.seq_len, m.max_seq_len),
+           {"model.max_seq_len"});
 }
 
 void check_attention(const RunConfig& c, Checker& k) {
@@ -56,7 +64,8 @@ void check_attention(const RunConfig& c, Checker& k) {
       k.fail("attention.n_kv_heads", "gqa needs a number of key/value heads (a divisor of model.n_heads)");
     else if (a.n_kv_heads > m.n_heads || m.n_heads % a.n_kv_heads != 0)
       k.fail("attention.n_kv_heads", fmt::format("model.n_heads ({}) must be a multiple of attention.n_kv_heads ({})",
-                                                 m.n_heads, a.n_kv_heads));
+                                                 m.n_heads, a.n_kv_heads),
+             {"model.n_heads"});
   }
   if (a.kind != "mla") return;
   for (const char* key : {"attention.kv_rank", "attention.v_dim", "attention.nope_dim"}) {
@@ -67,7 +76,8 @@ void check_attention(const RunConfig& c, Checker& k) {
   if (a.rope_mode == "coupled" && a.decode == "absorbed" && k.ok({"attention.rope_mode", "attention.decode"}))
     k.fail("attention.decode", "absorbed decode is impossible with attention.rope_mode=coupled: RoPE sits between "
                                "the query and W_UK, so W_UK cannot be folded into the query; use "
-                               "attention.decode=naive or attention.rope_mode=decoupled");
+                               "attention.decode=naive or attention.rope_mode=decoupled",
+           {"attention.rope_mode"});
   if (!k.ok({"attention.rope_mode", "attention.rope_dim", "position.kind"})) return;
   if (a.rope_mode == "decoupled") {
     if (a.rope_dim <= 0)
@@ -75,11 +85,13 @@ void check_attention(const RunConfig& c, Checker& k) {
     else if (a.rope_dim % 2 != 0)
       k.fail("attention.rope_dim", fmt::format("{} is odd; RoPE rotates pairs of dims", a.rope_dim));
     else if (a.rope_dim > m.resolved_head_dim())
-      k.fail("attention.rope_dim", fmt::format("{} exceeds the head dim ({})", a.rope_dim, m.resolved_head_dim()));
+      k.fail("attention.rope_dim", fmt::format("{} exceeds the head dim ({})", a.rope_dim, m.resolved_head_dim()),
+             {"model.d_model", "model.n_heads"});
   }
   if (a.rope_mode != "none" && c.model.position.kind != "rope")
     k.fail("attention.rope_mode", fmt::format("{} applies RoPE but position.kind is {}; use position=rope or "
-                                              "attention.rope_mode=none", a.rope_mode, c.model.position.kind));
+                                              "attention.rope_mode=none", a.rope_mode, c.model.position.kind),
+           {"position.kind"});
 }
 
 void check_position(const RunConfig& c, Checker& k) {
@@ -93,7 +105,8 @@ void check_position(const RunConfig& c, Checker& k) {
                                               "number of at least 2", p.fraction, head, rot));
   }
   if (p.scaling.kind != "none" && p.kind != "rope" && k.ok({"position.scaling.kind"}))
-    k.fail("position.scaling.kind", fmt::format("{} scaling extends RoPE, but position.kind is {}", p.scaling.kind, p.kind));
+    k.fail("position.scaling.kind", fmt::format("{} scaling extends RoPE, but position.kind is {}", p.scaling.kind, p.kind),
+           {"position.kind"});
 }
 
 void check_data(const RunConfig& c, Checker& k) {
@@ -116,7 +129,7 @@ void check_run(const RunConfig& c, Checker& k) {
                                    "'..'), so that the run stays inside run.root", c.run.name));
   if (k.ok({"run.root"}) && c.run.root.empty()) k.fail("run.root", "must not be empty");
   if (k.ok({"optim.lr", "optim.min_lr"}) && c.optim.min_lr > c.optim.lr)
-    k.fail("optim.min_lr", fmt::format("{} is above optim.lr ({})", c.optim.min_lr, c.optim.lr));
+    k.fail("optim.min_lr", fmt::format("{} is above optim.lr ({})", c.optim.min_lr, c.optim.lr), {"optim.lr"});
 }
 
 }  // namespace

@@ -185,11 +185,11 @@ bool is_section(const std::string& path) {
 
 void walk(const Node& n, const std::string& path, RunConfig& cfg, std::vector<Diagnostic>& problems,
           const std::set<std::string>& skip) {
-  if (skip.count(path)) return;
   if (n.is_map() && (path.empty() || is_section(path))) {
     for (const auto& [k, v] : n.entries) walk(v, join_path(path, k), cfg, problems, skip);
     return;
   }
+  if (skip.count(path)) return;
   const KeySpec* spec = find_key(path);
   if (!spec) {
     if (is_section(path)) {
@@ -282,6 +282,7 @@ std::string suggest_key(const std::string& key) {
   for (const auto& k : keys) {
     auto d = k.rfind('.');
     std::string kleaf = d == std::string::npos ? k : k.substr(d + 1);
+    if (k == key) continue;
     if (kleaf == leaf) same_leaf.push_back(k);
     else if (edit_distance(kleaf, leaf) <= (leaf.size() > 5 ? 2u : 1u)) close_leaf.push_back(k);
   }

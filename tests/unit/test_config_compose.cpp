@@ -3,6 +3,8 @@
 // numbers) changes exactly what it should.
 #include <catch2/catch.hpp>
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdlib>
 
 #include "config/inspect.h"
@@ -185,6 +187,11 @@ TEST_CASE("override operators: set, add, force, delete, group add and removal", 
   CHECK(compose_with({"~seed=0"}).resolved_yaml.find("seed:") == std::string::npos);
   auto no_position = compose_with({"~position"});
   CHECK(no_position.defaults.size() == 5);
+  auto null_position = compose_with({"position=null", "position.kind=alibi"});
+  CHECK(null_position.defaults == std::vector<std::string>{"model: tiny", "attention: mha", "data: kjv",
+                                                           "optim: adamw", "train: cpu"});
+  CHECK(null_position.run.model.position.kind == "alibi");
+  CHECK(null_position.run.model.position.theta == 10000.0);  // built-in default: no position file composed
   TempDir dir;
   write_minimal_configs(dir);
   dir.write("configs/train/fast.yaml", "steps: 3\n");
@@ -209,6 +216,22 @@ TEST_CASE("values: quotes, lists, null, booleans, numbers with _", "[config]") {
   CHECK(c.run.model.position.theta == 1000000.5);
   CHECK(c.run.data.task.empty());
   CHECK(compose_with({"run.name='true'"}).resolved_yaml.find("name: \"true\"") != std::string::npos);
+  // A map value replaces the whole map: keys it leaves out fall back to the built-in defaults.
+  auto scaled = compose_with({"position.scaling={kind: linear, factor: 2}", "++position.scaling.beta_fast=8"});
+  CHECK(scaled.run.model.position.scaling.kind == "linear");
+  CHECK(scaled.run.model.position.scaling.factor == 2.0);
+  CHECK(scaled.run.model.position.scaling.beta_fast == 8.0);
+  CHECK(scaled.resolved_yaml.find("beta_slow") == std::string::npos);
+}
+
+TEST_CASE("overrides_yaml reads back as the overrides given", "[config]") {
+  std::vector<std::string> given = {"data.task='a, b'", "optim.betas=[0.8,0.9]", "seed=3", "run.root=\"x: y\""};
+  auto c = compose_with(given);
+  YAML::Node list = YAML::Load(c.overrides_yaml);
+  REQUIRE(list.IsSequence());
+  REQUIRE(list.size() == given.size());
+  for (size_t i = 0; i < given.size(); ++i) CHECK(list[i].as<std::string>() == given[i]);
+  CHECK(c.overrides == given);
 }
 
 TEST_CASE("interpolation: absolute, relative, typed, env with default, escapes", "[config]") {

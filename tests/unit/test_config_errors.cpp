@@ -63,6 +63,7 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
     {{"atention=mla"}, "atention", "override #1", "no such key to override (did you mean 'attention'?)"},
     {{"+model.foo=1"}, "model.foo", "override #1 '+model.foo=1'", "unknown key"},
     {{"+model.n_layers=3"}, "model.n_layers", "override #1", "already exists (set at "},
+    {{"~position.theta", "position.theta=5"}, "position.theta", "override #2", "is not set here (deleted, or its map replaced, earlier); use ++position.theta=VALUE"},
     {{"~model.nope"}, "model.nope", "override #1", "no such key to delete"},
     {{"~seed=5"}, "seed", "override #1", "not deleted: its value is 0"},
     {{"seed.x=1"}, "seed.x", "override #1", "'seed' is not a mapping"},
@@ -101,6 +102,10 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
     {{"attention=mla", "attention.kv_rank=0"}, "attention.kv_rank", "override #2", "must be positive when attention.kind=mla"},
     {{"attention=mla", "attention.rope_mode=coupled"}, "attention.decode", "attention/mla.yaml:11:9",
      "RoPE sits between the query and W_UK, so W_UK cannot be folded into the query"},
+    {{"attention=mla", "attention.rope_mode=coupled"}, "attention.decode", "attention/mla.yaml:11:9",
+     "[attention.rope_mode from override #2 'attention.rope_mode=coupled']"},
+    {{"model.n_heads=5"}, "model.d_model", "model/tiny.yaml:3:10", "128 is not divisible by model.n_heads (5) and "
+     "model.head_dim is 0 (derived); change one, or set model.head_dim [model.n_heads from override #1 'model.n_heads=5']"},
     {{"attention=mla", "position=alibi"}, "attention.rope_mode", "attention/mla.yaml", "position.kind is alibi"},
     {{"model.d_model=130", "attention=mla"}, "attention.nope_dim", "attention/mla.yaml:8:11", "130 is not divisible by 4"},
     {{"position.fraction=0.3"}, "position.fraction", "override #1", "gives 9.6 rotary dims"},
@@ -138,12 +143,30 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
 TEST_CASE("every problem is reported at once", "[config]") {
   config::ComposeRequest request;
   request.config_dir = source_configs();
-  request.overrides = {"model.n_head=3", "attention=mlaa", "model.x=[1", "model.d_model=abc", "run.name=../x"};
+  request.overrides = {"model.n_head=3", "attention=mlaa", "model.x=[1", "model.d_model=abc", "run.name=../x",
+                       "attention.decode=absorb"};
   auto errors = compose_errors(request);
-  REQUIRE(errors.size() == 5);
+  REQUIRE(errors.size() == 6);
   std::set<std::string> keys;
   for (const auto& d : errors) keys.insert(d.key);
-  CHECK(keys == std::set<std::string>{"model.n_head", "attention", "model.x", "model.d_model", "run.name"});
+  CHECK(keys == std::set<std::string>{"model.n_head", "attention", "model.x", "model.d_model", "run.name",
+                                      "attention.decode"});
+}
+
+TEST_CASE("each key of a broken interpolation chain gets its own error, and only that", "[config]") {
+  config::ComposeRequest request;
+  request.config_dir = source_configs();
+  request.overrides = {"++model.n_layers=${model.d_model}", "++model.d_model=${model.n_layers}",
+                       "run.name=${run.root}", "run.root=${nope}"};
+  auto errors = compose_errors(request);
+  REQUIRE(errors.size() == 4);
+  CHECK(errors[0].key == "run.name");
+  CHECK_THAT(errors[0].message, Catch::Contains("refers to 'nope', which does not exist (via run.name -> run.root)"));
+  CHECK(errors[1].key == "run.root");
+  CHECK(errors[2].key == "model.n_layers");
+  CHECK(errors[3].key == "model.d_model");
+  CHECK(errors[3].message == "cyclic interpolation: model.n_layers -> model.d_model -> model.n_layers");
+  CHECK(errors[3].origin == "override #2 '++model.d_model=${model.n_layers}'");
 }
 
 TEST_CASE("an invalid value is reported once, not again by the rules that use it", "[config]") {

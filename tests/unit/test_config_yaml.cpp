@@ -81,6 +81,34 @@ TEST_CASE("unsafe and malformed YAML is rejected with file:line:col", "[config][
   }
 }
 
+TEST_CASE("problems in several group files are reported together", "[config][yaml]") {
+  TempDir dir;
+  write_minimal_configs(dir);
+  dir.write("configs/model/tiny.yaml", "n_layers: 2\nn_layers: 3\n");
+  dir.write("configs/attention/mha.yaml", "kind: !!str mha\n");
+  config::ComposeRequest request;
+  request.config_dir = dir.path() / "configs";
+  request.overrides = {"seed=-1"};
+  auto errors = compose_errors(request);
+  REQUIRE(errors.size() == 3);
+  CHECK_THAT(errors[0].origin, Catch::EndsWith("model/tiny.yaml:2:1"));
+  CHECK_THAT(errors[1].origin, Catch::EndsWith("attention/mha.yaml:1:7"));
+  CHECK(errors[2].key == "seed");
+}
+
+TEST_CASE("a missing config.yaml says where attnlab looked", "[config][yaml]") {
+  TempDir dir;
+  config::ComposeRequest request;
+  request.config_dir = dir.path() / "configs";
+  request.overrides = {"seed=["};
+  auto errors = compose_errors(request);
+  REQUIRE(errors.size() == 2);  // the malformed override is reported too
+  CHECK(errors[0].key == "seed");
+  CHECK(errors[1].origin == (dir.path() / "configs/config.yaml").string());
+  CHECK_THAT(errors[1].message, Catch::StartsWith("no such file"));
+  CHECK(snapshot(dir.path()).empty());
+}
+
 TEST_CASE("all duplicate keys of a file are reported together", "[config][yaml]") {
   try {
     config::load_yaml_string("a: 1\nb:\n  c: 1\n  c: 2\na: 3\n", "x.yaml");
