@@ -40,7 +40,7 @@ TEST_CASE("a subcommand of a later step says so and exits 2", "[cli]") {
   CHECK_THAT(r.output, Catch::Contains("not available yet"));
 }
 
-TEST_CASE("--version names attnlab, LibTorch, HDF5, yaml-cpp and CUDA", "[cli]") {
+TEST_CASE("the version banner (--version) names attnlab, LibTorch, HDF5, yaml-cpp and CUDA", "[cli]") {
   auto r = run_cli("--version");
   CHECK(r.exit_code == 0);
   for (auto word : {"attnlab", "LibTorch", "HDF5", "yaml-cpp", "CUDA"}) CHECK_THAT(r.output, Catch::Contains(word));

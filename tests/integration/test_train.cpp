@@ -102,7 +102,7 @@ TEST_CASE("a run stopped and resumed from its checkpoint equals an uninterrupted
   CHECK(second.final_val_loss == straight.final_val_loss);
 }
 
-TEST_CASE("re-running a complete run skips it; a different config in its directory is refused",
+TEST_CASE("re-running a complete run skips it and a different config in its directory is refused",
           "[train][integration]") {
   TempDir tmp;
   auto c = tiny_run(tmp.path(), 5);

@@ -42,7 +42,7 @@ TEST_CASE("the LM is exactly causal in fp64", "[model]") {
   CHECK_FALSE(torch::allclose(a.index({Slice(), -1}), b.index({Slice(), -1})));
 }
 
-TEST_CASE("tied embeddings share one tensor; untied ones do not", "[model]") {
+TEST_CASE("tied embeddings share one tensor and untied ones do not", "[model]") {
   auto config = tiny_config();
   TransformerLM tied(config);
   config.tie_embeddings = false;
