@@ -4,6 +4,7 @@
 #include <torch/utils.h>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
@@ -45,6 +46,7 @@ int run(const GenerateArgs& args) {
   auto row = result.tokens_BT[0].to(torch::kCPU).contiguous();
   std::vector<int64_t> out(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
   fmt::print("{}\n", loaded.dataset.tokenizer->decode(out));
+  std::fflush(stdout);  // the text first, then the stats line on stderr
   fmt::print(stderr, "[{} tokens in {:.2f} s | weights {} | KV cache allocated {} bytes]\n", result.n_generated, secs,
              loaded.checkpoint.filename().string(), result.cache_bytes);
   return 0;
