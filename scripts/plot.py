@@ -7,7 +7,7 @@ Finds every run.h5 under the directory (the directory itself may hold one) and
 writes into that directory:
   loss.png               train and validation loss against step, one colour per run
   quality_vs_memory.png  final validation perplexity against KV-cache bytes per
-                         token per layer (log x), when more than one run has both
+                         token over all layers (log x), when more than one run has both
 Prints the paths it wrote. Exit code 2 when no run file is found.
 Run-file layout: docs/run-file.md.
 """
@@ -113,7 +113,7 @@ def plot_quality_vs_memory(runs, out):
     ax.set_xticklabels([f"{s:g}" for s in sizes])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.margins(x=0.2, y=0.1)
-    ax.set_xlabel("KV-cache bytes per token per layer")
+    ax.set_xlabel("KV-cache bytes per token (all layers; /model kv_bytes_per_token)")
     ax.set_ylabel("final validation perplexity")
     ax.set_title("quality vs KV-cache memory")
     ax.grid(True, which="both", alpha=0.3)
