@@ -202,10 +202,10 @@ RunLog RunLog::load(const std::filesystem::path& path) {
 
   // Depth-first over groups: attributes everywhere, datasets form series,
   // /events is read as events.
-  std::vector<std::string> todo = {"/"};
-  while (!todo.empty()) {
-    std::string group = todo.back();
-    todo.pop_back();
+  std::vector<std::string> pending = {"/"};
+  while (!pending.empty()) {
+    std::string group = pending.back();
+    pending.pop_back();
     h5::Group g = h5::open_group(file.id(), group);
     auto attrs = h5::read_attrs(g.id());
     if (!attrs.empty()) log.attrs_[group] = std::move(attrs);
@@ -233,7 +233,7 @@ RunLog RunLog::load(const std::filesystem::path& path) {
         rows = cols[name].size();
       }
     }
-    for (const auto& child : children.groups) todo.push_back(group == "/" ? "/" + child : group + "/" + child);
+    for (const auto& child : children.groups) pending.push_back(group == "/" ? "/" + child : group + "/" + child);
   }
 
   const AttrValue* version = log.attr("/", "schema_version");

@@ -4,34 +4,34 @@
 #include "test_support.h"
 
 using attnlab::testing::run_cli;
-using attnlab::testing::TempDir;
+using attnlab::test::TempDir;
 
 TEST_CASE("train with an unknown override key exits 2, names the key, writes nothing", "[cli][integration]") {
   TempDir tmp;
-  auto r = run_cli("train model.n_layer=3 run.root=" + tmp.path().string());
+  auto r = run_cli("train model.n_layer=3 run.root=" + tmp.path.string());
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("model.n_layer"));
   CHECK_THAT(r.output, Catch::Contains("model.n_layers"));  // did-you-mean
   CHECK_THAT(r.output, !Catch::Contains("internal error"));
-  CHECK(tmp.empty());
+  CHECK(std::filesystem::is_empty(tmp.path));
 }
 
 TEST_CASE("train with a wrongly typed value exits 2, names the key, writes nothing", "[cli][integration]") {
   TempDir tmp;
-  auto r = run_cli("train model.n_layers=two run.root=" + tmp.path().string());
+  auto r = run_cli("train model.n_layers=two run.root=" + tmp.path.string());
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("model.n_layers"));
   CHECK_THAT(r.output, Catch::Contains("integer"));
-  CHECK(tmp.empty());
+  CHECK(std::filesystem::is_empty(tmp.path));
 }
 
 TEST_CASE("data=text with a missing file exits 2 naming data.path", "[cli][integration]") {
   TempDir tmp;
-  auto r = run_cli("train data=text data.path=" + (tmp.path() / "nope.txt").string() +
-                   " run.root=" + tmp.path().string());
+  auto r = run_cli("train data=text data.path=" + (tmp.path / "nope.txt").string() +
+                   " run.root=" + tmp.path.string());
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("data.path"));
-  CHECK(tmp.empty());
+  CHECK(std::filesystem::is_empty(tmp.path));
 }
 
 TEST_CASE("a subcommand of a later step says so and exits 2", "[cli]") {
@@ -55,11 +55,11 @@ TEST_CASE("kv --preset deepseek-v2 prints the paper's cache figures", "[cli][kv]
 TEST_CASE("a trained MLA run generates the same greedy text with naive and absorbed decoding",
           "[cli][integration][mla]") {
   TempDir tmp;
-  const std::string common = " run.root=" + tmp.path().string() + " data.dir=" + (tmp.path() / "data").string();
+  const std::string common = " run.root=" + tmp.path.string() + " data.dir=" + (tmp.path / "data").string();
   auto trained = run_cli("train attention=mla run.name=mla train.steps=30 train.eval_every=30 train.device=cpu" +
                          common);
   REQUIRE(trained.exit_code == 0);
-  const auto run_dir = (tmp.path() / "mla").string();
+  const auto run_dir = (tmp.path / "mla").string();
   auto naive = run_cli("generate " + run_dir + " --prompt 'In the beginning' --max-new-tokens 40 --decode naive");
   auto absorbed =
       run_cli("generate " + run_dir + " --prompt 'In the beginning' --max-new-tokens 40 --decode absorbed");

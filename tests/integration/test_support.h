@@ -1,36 +1,16 @@
-// Shared by integration tests: a temporary directory that cleans up after
-// itself, and running the real attnlab binary capturing its output.
+// Shared by integration tests: running the real attnlab binary and capturing
+// its output (scratch directories come from tests/unit/temp_dir.h).
 #pragma once
 
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
-#include <filesystem>
-#include <random>
 #include <string>
 
+#include "../unit/temp_dir.h"
+
 namespace attnlab::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("attnlab-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  bool empty() const { return std::filesystem::is_empty(path_); }
-
- private:
-  std::filesystem::path path_;
-};
 
 struct CliResult {
   int exit_code = -1;

@@ -11,7 +11,7 @@
 #include "train/trainer.h"
 
 using namespace attnlab;
-using attnlab::testing::TempDir;
+using attnlab::test::TempDir;
 
 namespace {
 
@@ -50,7 +50,7 @@ train::TrainOutcome run(const config::Composed& c, const std::filesystem::path& 
 
 TEST_CASE("50 steps on the KJV lower validation loss by more than 1.5 nats", "[train][integration]") {
   TempDir tmp;
-  auto c = tiny_run(tmp.path(), 50);
+  auto c = tiny_run(tmp.path, 50);
 
   // The untrained model's loss, on the same validation windows the trainer uses.
   seed_everything(c.run.seed);
@@ -63,14 +63,14 @@ TEST_CASE("50 steps on the KJV lower validation loss by more than 1.5 nats", "[t
   const double initial = eval::evaluate(untrained, val, torch::kCPU, torch::kFloat32, 1.0).loss;
   CHECK(initial > 5.0);  // about ln(256) = 5.55 for a fresh byte-level model
 
-  auto outcome = run(c, tmp.path() / "run");
+  auto outcome = run(c, tmp.path / "run");
   REQUIRE(outcome.status == "complete");
   CHECK(outcome.steps == 50);
   INFO("initial val loss " << initial << ", final " << outcome.final_val_loss);
   CHECK(initial - outcome.final_val_loss > 1.5);
 
   // The run file says the same.
-  auto log = results::RunLog::load(tmp.path() / "run" / "run.h5");
+  auto log = results::RunLog::load(tmp.path / "run" / "run.h5");
   CHECK(std::get<std::string>(*log.attr("/", "status")) == "complete");
   CHECK(std::get<int64_t>(*log.attr("/", "status_step")) == 50);
   CHECK(std::get<double>(*log.attr("/summary", "final_val_ppl")) == Approx(outcome.final_val_ppl));
@@ -82,20 +82,20 @@ TEST_CASE("50 steps on the KJV lower validation loss by more than 1.5 nats", "[t
 
 TEST_CASE("a run stopped and resumed from its checkpoint equals an uninterrupted run", "[train][integration]") {
   TempDir tmp;
-  auto c = tiny_run(tmp.path(), 20);
-  auto straight = run(c, tmp.path() / "straight");
+  auto c = tiny_run(tmp.path, 20);
+  auto straight = run(c, tmp.path / "straight");
   REQUIRE(straight.status == "complete");
 
-  auto first = run(c, tmp.path() / "resumed", /*stop_after=*/12);
+  auto first = run(c, tmp.path / "resumed", /*stop_after=*/12);
   CHECK(first.status == "interrupted");
   CHECK(first.steps == 12);
-  auto paused = results::RunLog::load(tmp.path() / "resumed" / "run.h5");
+  auto paused = results::RunLog::load(tmp.path / "resumed" / "run.h5");
   CHECK(std::get<std::string>(*paused.attr("/", "status")) == "interrupted");
 
-  auto second = run(c, tmp.path() / "resumed");
+  auto second = run(c, tmp.path / "resumed");
   REQUIRE(second.status == "complete");
-  auto a = results::RunLog::load(tmp.path() / "straight" / "run.h5");
-  auto b = results::RunLog::load(tmp.path() / "resumed" / "run.h5");
+  auto a = results::RunLog::load(tmp.path / "straight" / "run.h5");
+  auto b = results::RunLog::load(tmp.path / "resumed" / "run.h5");
   CHECK(a.column("train", "step") == b.column("train", "step"));
   CHECK(a.column("train", "loss") == b.column("train", "loss"));
   CHECK(a.column("eval", "val_loss") == b.column("eval", "val_loss"));
@@ -105,8 +105,8 @@ TEST_CASE("a run stopped and resumed from its checkpoint equals an uninterrupted
 TEST_CASE("re-running a complete run skips it and a different config in its directory is refused",
           "[train][integration]") {
   TempDir tmp;
-  auto c = tiny_run(tmp.path(), 5);
-  auto dir = tmp.path() / "run";
+  auto c = tiny_run(tmp.path, 5);
+  auto dir = tmp.path / "run";
   REQUIRE(run(c, dir).status == "complete");
   auto before = std::filesystem::last_write_time(dir / "run.h5");
 
