@@ -17,7 +17,14 @@ struct ConfigArgs {
   std::string config_dir;  // empty: ./configs if present, else the source tree's configs/
 };
 
-// Adds `[overrides...]` and `--config-dir` to a subcommand.
+// ./configs when it holds config.yaml, else the source tree's configs/.
+std::filesystem::path default_config_dir();
+
+// The config groups and their options, for the end of --help.
+std::string groups_footer(const std::filesystem::path& config_dir);
+
+// Adds `[overrides...]` and `--config-dir` to a subcommand, and the config
+// groups to its --help.
 void add_config_args(CLI::App& cmd, ConfigArgs& args);
 
 config::ComposeRequest make_request(const ConfigArgs& args, std::vector<std::string> leading_overrides = {});

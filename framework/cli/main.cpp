@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "config/compose.h"
 #include "config/inspect.h"
 #include "core/error.h"
@@ -17,16 +18,13 @@ int main(int argc, char** argv) {
   app.add_flag("--version", version, "Print versions of attnlab, LibTorch, HDF5, yaml-cpp and CUDA");
   bool show_cfg = false;
   bool raw = false;
-  std::string config_dir = "configs";
+  std::string config_dir = cli::default_config_dir().string();
   app.add_flag("--cfg", show_cfg, "Print the resolved config for the overrides that follow (after full validation)");
   app.add_flag("--raw", raw, "With --cfg: print the composed config before interpolation");
   app.add_option("--config-dir", config_dir, "Folder holding config.yaml and the config groups")
       ->capture_default_str();
   app.allow_extras();  // the overrides after --cfg
-  app.footer([&config_dir] {
-    std::string groups = config::format_groups(config_dir);
-    return "\n" + groups.substr(0, groups.size() - 1);
-  });
+  app.footer([&config_dir] { return cli::groups_footer(config_dir); });
 
   cli::Action action;
   cli::add_train(app, action);
