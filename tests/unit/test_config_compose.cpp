@@ -91,7 +91,7 @@ train:
   dtype: fp32
   eval_every: 50
   eval_batches: 8
-  checkpoint_every: 0
+  checkpoint_every: 100
   keep_checkpoints: 1
   log_every: 10
   cuda_graph: false

@@ -115,6 +115,8 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
     {{"train.seq_len=4096"}, "train.seq_len", "override #1", "longer than model.max_seq_len (128)"},
     {{"data.tokenizer=sentencepiece"}, "data.vocab_size", "built-in default", "sentencepiece needs a vocabulary size"},
     {{"optim.min_lr=0.1"}, "optim.min_lr", "override #1", "0.1 is above optim.lr (0.001)"},
+    {{"train.cuda_graph=true"}, "train.cuda_graph", "override #1", "not available yet"},
+    {{"data=synthetic"}, "data.kind", "data/synthetic.yaml", "synthetic recall tasks are not available yet"},
   };
   // clang-format on
   InEmptyDir cwd;
