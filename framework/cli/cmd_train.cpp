@@ -53,9 +53,7 @@ int run(const TrainArgs& args) {
   if (args.dry_run) return 0;
   int worst = 0;
   for (size_t i = 0; i < jobs.size(); ++i) {
-    auto job_request = request;
-    job_request.overrides = jobs[i].overrides;
-    auto composed = config::compose(job_request);
+    const auto& composed = jobs[i].composed;
     fmt::print("[{}/{}] {}\n", i + 1, jobs.size(), jobs[i].run_id);
     auto dir = std::filesystem::path(composed.run.run.root) / composed.run.run.name / jobs[i].run_id;
     int code = run_one(composed, dir, args);

@@ -211,7 +211,7 @@ std::vector<Job> plan_multirun(const ComposeRequest& request) {
     ComposeRequest r = request;
     r.overrides = jobs[j].overrides;
     try {
-      compose(r);
+      jobs[j].composed = compose(r);
     } catch (const UserError& e) {
       for (const auto& d : e.diagnostics()) {
         std::string id = d.key + "\n" + d.origin + "\n" + d.message;

@@ -16,6 +16,7 @@ inline constexpr size_t kMaxJobs = 10000;
 struct Job {
   std::vector<std::string> overrides;  // this job's overrides, each a single value
   std::string run_id;                  // e.g. "gqa-k2-s0-3f9a1c": readable prefix + stable hash
+  Composed composed;                   // the job's validated config (planning composes every job)
 };
 
 // Expands and validates. Throws UserError with every problem: malformed

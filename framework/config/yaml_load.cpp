@@ -2,6 +2,7 @@
 // YAML::Node, because the events carry what safety checks need: every key's
 // position (duplicates), tags, anchors and aliases, and document boundaries.
 #include "config/yaml_load.h"
+#include "core/files.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -192,11 +193,9 @@ LoadedYaml load_yaml_string(const std::string& text, const std::string& display)
 }
 
 LoadedYaml load_yaml_file(const std::filesystem::path& path, const std::string& display) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_user_error("", display, "cannot read this file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return load_yaml_string(text.str(), display);
+  auto text = read_file(path);
+  if (!text) throw_user_error("", display, "cannot read this file");
+  return load_yaml_string(*text, display);
 }
 
 std::string display_path(const std::filesystem::path& path) {

@@ -1,6 +1,7 @@
 // Reading corpora: the KJV through Debian's `bible` program, or a UTF-8 file.
 // Also the UTF-8 check, the content hash and the line-aligned split point.
 #include "data/corpus.h"
+#include "core/files.h"
 
 #include <fmt/format.h>
 
@@ -101,12 +102,9 @@ std::string read_text_file(const std::filesystem::path& path, const std::string&
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw_user_error(key, "", fmt::format("'{}' is not a regular file", path.string()));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_user_error(key, "", fmt::format("cannot read '{}'", path.string()));
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw_user_error(key, "", fmt::format("cannot read '{}'", path.string()));
-  std::string text = std::move(s).str();
+  auto contents = read_file(path);
+  if (!contents) throw_user_error(key, "", fmt::format("cannot read '{}'", path.string()));
+  std::string text = std::move(*contents);
   size_t bad = find_invalid_utf8(text);
   if (bad != std::string_view::npos) {
     throw_user_error(key, "", fmt::format("'{}' is not valid UTF-8 (first bad byte at offset {})", path.string(), bad));

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/progress.h"
 #include "data/corpus.h"
 #include "data/dataset.h"
@@ -65,8 +66,7 @@ std::string kjv_corpus(const fs::path& dir) {
   if (fs::exists(text_file, ec) && fs::exists(info_file, ec)) {
     try {
       YAML::Node info = YAML::LoadFile(info_file.string());
-      std::ifstream in(text_file, std::ios::binary);
-      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::string text = read_file(text_file).value_or("");
       if (info["corpus_format"].as<int>() == kCorpusFormat && info["hash"].as<std::string>() == content_hash(text)) {
         return text;
       }

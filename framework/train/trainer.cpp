@@ -13,10 +13,10 @@
 #include <csignal>
 #include <cmath>
 #include <ctime>
-#include <fstream>
 #include <limits>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/progress.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
@@ -70,11 +70,6 @@ void remove_previous_run(const fs::path& run_dir) {
     fs::remove(run_dir / name);
   }
   fs::remove_all(run_dir / "checkpoints");
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void write_run_files(const fs::path& run_dir, const config::Composed& composed) {
@@ -139,8 +134,8 @@ TrainOutcome train(const TrainRequest& request) {
   if (request.restart) {
     remove_previous_run(request.run_dir);
   } else if (fs::exists(run_file)) {
-    const auto config_file = request.run_dir / "config.yaml";
-    if (fs::exists(config_file) && read_file(config_file) != request.composed.resolved_yaml) {
+    const auto previous_config = read_file(request.run_dir / "config.yaml");
+    if (previous_config && *previous_config != request.composed.resolved_yaml) {
       throw_user_error("run.name", "", fmt::format("{} already holds a run with a different config; choose another "
                                                    "run.name, or pass --restart to replace it",
                                                    request.run_dir.string()));
