@@ -8,6 +8,7 @@
 #include "cli/common.h"
 #include "config/compose.h"
 #include "config/inspect.h"
+#include "config/schema.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -18,9 +19,11 @@ int main(int argc, char** argv) {
   app.add_flag("--version", version, "Print versions of attnlab, LibTorch, HDF5, yaml-cpp and CUDA");
   bool show_cfg = false;
   bool raw = false;
+  bool show_schema = false;
   std::string config_dir = cli::default_config_dir().string();
   app.add_flag("--cfg", show_cfg, "Print the resolved config for the overrides that follow (after full validation)");
   app.add_flag("--raw", raw, "With --cfg: print the composed config before interpolation");
+  app.add_flag("--schema", show_schema, "Print every config key with its type, range, default and doc");
   app.add_option("--config-dir", config_dir, "Folder holding config.yaml and the config groups")
       ->capture_default_str();
   app.allow_extras();  // the overrides after --cfg
@@ -45,6 +48,10 @@ int main(int argc, char** argv) {
 
   try {
     if (version) return cli::print_version();
+    if (show_schema) {
+      std::cout << config::format_schema();
+      return 0;
+    }
     if (show_cfg) {
       config::ComposeRequest request;
       request.config_dir = config_dir;

@@ -68,30 +68,58 @@ void check_attention(const RunConfig& c, Checker& k) {
              {"model.n_heads"});
   }
   if (a.kind != "mla") return;
-  for (const char* key : {"attention.kv_rank", "attention.v_dim", "attention.nope_dim"}) {
-    int64_t v = key == std::string("attention.kv_rank") ? a.kv_rank
-                : key == std::string("attention.v_dim") ? a.v_dim : a.nope_dim;
-    if (k.ok({key}) && v <= 0) k.fail(key, "must be positive when attention.kind=mla");
-  }
   if (a.rope_mode == "coupled" && a.decode == "absorbed" && k.ok({"attention.rope_mode", "attention.decode"}))
     k.fail("attention.decode", "absorbed decode is impossible with attention.rope_mode=coupled: RoPE sits between "
                                "the query and W_UK, so W_UK cannot be folded into the query; use "
                                "attention.decode=naive or attention.rope_mode=decoupled",
            {"attention.rope_mode"});
-  if (!k.ok({"attention.rope_mode", "attention.rope_dim", "position.kind"})) return;
+  if (!k.ok({"attention.rope_mode", "attention.rope_dim", "attention.nope_dim", "position.kind", "model.head_dim"}))
+    return;
+  const LatentDims dims = m.latent_dims();
+  const int64_t head = m.resolved_head_dim();
   if (a.rope_mode == "decoupled") {
-    if (a.rope_dim <= 0)
-      k.fail("attention.rope_dim", "must be positive with attention.rope_mode=decoupled (or set rope_mode=none)");
-    else if (a.rope_dim % 2 != 0)
-      k.fail("attention.rope_dim", fmt::format("{} is odd; RoPE rotates pairs of dims", a.rope_dim));
-    else if (a.rope_dim > m.resolved_head_dim())
-      k.fail("attention.rope_dim", fmt::format("{} exceeds the head dim ({})", a.rope_dim, m.resolved_head_dim()),
-             {"model.d_model", "model.n_heads"});
+    if (a.rope_dim == 0 && (dims.rope_dim % 2 != 0 || dims.rope_dim < 2))
+      k.fail("attention.rope_dim", fmt::format("0 derives a decoupled rotary key of head dim / 2 = {} dims from the "
+                                               "head dim ({}); RoPE needs an even number >= 2: set "
+                                               "attention.rope_dim, or a head dim that is a multiple of 4",
+                                               dims.rope_dim, head),
+             {"model.head_dim", "model.d_model", "model.n_heads"});
+    else if (dims.rope_dim % 2 != 0)
+      k.fail("attention.rope_dim", fmt::format("{} is odd; RoPE rotates pairs of dims", dims.rope_dim));
+    else if (dims.rope_dim < 2)
+      k.fail("attention.rope_dim", fmt::format("the head dim ({}) leaves a decoupled rotary key of {} dims; set "
+                                               "attention.rope_dim to an even number >= 2, or rope_mode=none",
+                                               head, dims.rope_dim),
+             {"model.head_dim"});
+    else if (dims.rope_dim > head)
+      k.fail("attention.rope_dim", fmt::format("{} exceeds the head dim ({})", dims.rope_dim, head),
+             {"model.d_model", "model.n_heads", "model.head_dim"});
   }
-  if (a.rope_mode != "none" && c.model.position.kind != "rope")
+  if (a.rope_mode == "coupled" && dims.nope_dim % 2 != 0)
+    k.fail("attention.nope_dim", fmt::format("coupled RoPE rotates the nope dims, which must be even, got {}",
+                                             dims.nope_dim));
+  const auto& p = c.model.position;
+  if (a.rope_mode != "none" && p.kind != "rope")
     k.fail("attention.rope_mode", fmt::format("{} applies RoPE but position.kind is {}; use position=rope or "
-                                              "attention.rope_mode=none", a.rope_mode, c.model.position.kind),
+                                              "attention.rope_mode=none", a.rope_mode, p.kind),
            {"position.kind"});
+  if (a.rope_mode == "none" && p.kind == "rope")
+    k.fail("attention.rope_mode", "none rotates nothing, so position=rope would be silently unused; use "
+                                  "position=none (NoPE, or alibi/learned) or attention.rope_mode=decoupled",
+           {"position.kind"});
+  // Partial RoPE on MLA acts on the rotated dims: the decoupled key (or the
+  // nope dims when coupled). It must leave at least one pair rotating.
+  if (p.kind == "rope" && a.rope_mode != "none" && k.ok({"position.fraction"})) {
+    const int64_t width = a.rope_mode == "decoupled" ? dims.rope_dim : dims.nope_dim;
+    const double rot = static_cast<double>(width) * p.fraction;
+    if (width >= 2 && (std::abs(rot - std::round(rot)) > 1e-9 || static_cast<int64_t>(std::round(rot)) % 2 != 0 ||
+                       rot < 2))
+      k.fail("position.fraction",
+             fmt::format("{} of MLA's rotated width ({}, attention.{}) gives {} rotary dims; RoPE needs an even "
+                         "number of at least 2",
+                         p.fraction, width, a.rope_mode == "decoupled" ? "rope_dim" : "nope_dim", rot),
+             {a.rope_mode == "decoupled" ? "attention.rope_dim" : "attention.nope_dim"});
+  }
 }
 
 void check_position(const RunConfig& c, Checker& k) {
@@ -107,6 +135,15 @@ void check_position(const RunConfig& c, Checker& k) {
   if (p.scaling.kind != "none" && p.kind != "rope" && k.ok({"position.scaling.kind"}))
     k.fail("position.scaling.kind", fmt::format("{} scaling extends RoPE, but position.kind is {}", p.scaling.kind, p.kind),
            {"position.kind"});
+  // A scaling with factor 1 is plain RoPE under another name: refuse it
+  // rather than let a run claim an extension it does not have.
+  if (p.scaling.kind != "none" && p.kind == "rope" && p.scaling.factor <= 1.0 &&
+      k.ok({"position.scaling.kind", "position.scaling.factor"}))
+    k.fail("position.scaling.factor",
+           fmt::format("{} with position.scaling.kind={} changes nothing (plain RoPE); set a factor > 1 "
+                       "(e.g. position.scaling.factor=4) or position.scaling.kind=none",
+                       p.scaling.factor, p.scaling.kind),
+           {"position.scaling.kind"});
 }
 
 void check_data(const RunConfig& c, Checker& k) {

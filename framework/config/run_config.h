@@ -27,14 +27,14 @@ struct PositionConfig {
   std::string kind = "rope";        // none | learned | alibi | rope (registry key)
   double theta = 10000.0;           // RoPE base
   double fraction = 1.0;            // share of head dims that rotate (partial RoPE)
-  std::string dims = "high";        // which frequencies keep RoPE: high | low | uniform
+  std::string dims = "first";       // partial RoPE: first (NeoX/HF) | high | low | uniform (MHA2MLA); see rope.h
   RopeScalingConfig scaling;
 };
 
 struct AttentionConfig {
   std::string kind = "mha";         // mha | mqa | gqa | mla (registry key)
   int64_t n_kv_heads = 0;           // grouped: 0 means "as the kind implies" (mha: n_heads, mqa: 1)
-  // Latent (MLA) only:
+  // Latent (MLA) only; 0 means derived from the head dim (ModelConfig::latent_dims):
   int64_t q_rank = 0;               // query compression rank; 0 = plain query projection
   int64_t kv_rank = 0;              // d_c, the cached latent width
   int64_t nope_dim = 0;             // d_n, per-head query/key dims without RoPE
@@ -44,6 +44,14 @@ struct AttentionConfig {
   std::string rope_mode = "decoupled";  // decoupled | none | coupled
   std::string cache_dtype = "fp32";     // fp32 | bf16 | fp16
   std::string backend = "auto";         // inner attention: auto | math | sdpa
+};
+
+// MLA's widths after defaults (see ModelConfig::latent_dims).
+struct LatentDims {
+  int64_t kv_rank = 0;   // d_c
+  int64_t nope_dim = 0;  // d_n
+  int64_t rope_dim = 0;  // d_r; 0 unless rope_mode is decoupled
+  int64_t v_dim = 0;     // d_v
 };
 
 struct ModelConfig {
@@ -62,6 +70,22 @@ struct ModelConfig {
   PositionConfig position;
 
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
+
+  // The one source of MLA's default widths, for head dim E (model.head_dim,
+  // else d_model / n_heads): kv_rank 2E, nope_dim E, rope_dim E/2, v_dim E.
+  // DeepSeek-V2 uses d_c = 4E at E = 128; at toy widths 4E would equal
+  // d_model, so attnlab's default compresses by 2E. With rope_mode none or
+  // coupled there is no decoupled rotary key and rope_dim is 0.
+  LatentDims latent_dims() const {
+    const int64_t e = resolved_head_dim();
+    const auto& a = attention;
+    LatentDims d;
+    d.kv_rank = a.kv_rank > 0 ? a.kv_rank : 2 * e;
+    d.nope_dim = a.nope_dim > 0 ? a.nope_dim : e;
+    d.rope_dim = a.rope_mode != "decoupled" ? 0 : a.rope_dim > 0 ? a.rope_dim : e / 2;
+    d.v_dim = a.v_dim > 0 ? a.v_dim : e;
+    return d;
+  }
 };
 
 struct DataConfig {

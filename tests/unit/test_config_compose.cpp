@@ -6,6 +6,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "config/inspect.h"
 #include "config/schema.h"
@@ -56,7 +58,7 @@ position:
   kind: rope
   theta: 10000.0
   fraction: 1.0
-  dims: high
+  dims: first
   scaling:
     kind: none
     factor: 1.0
@@ -125,10 +127,12 @@ TEST_CASE("group selection lands attention and position in model.*", "[config]")
   auto c = compose_with({"attention=mla", "position=alibi", "attention.rope_mode=none", "model=small"});
   const auto& a = c.run.model.attention;
   CHECK(a.kind == "mla");
-  CHECK(a.kv_rank == 64);
-  CHECK(a.nope_dim == 64);  // ${div:${model.d_model},${model.n_heads}} = 384 / 6
-  CHECK(a.rope_dim == 32);  // ${div:${.nope_dim},2}: relative to attention
-  CHECK(a.v_dim == 64);
+  CHECK(a.kv_rank == 0);  // derived from the head dim by ModelConfig::latent_dims
+  const auto dims = c.run.model.latent_dims();
+  CHECK(dims.kv_rank == 128);  // 2E, E = 384 / 6
+  CHECK(dims.nope_dim == 64);
+  CHECK(dims.rope_dim == 0);  // rope_mode none: no decoupled rotary key
+  CHECK(dims.v_dim == 64);
   CHECK(c.run.model.position.kind == "alibi");
   CHECK(c.run.model.n_layers == 6);
   CHECK(c.defaults[0] == "model: small");
@@ -254,8 +258,8 @@ TEST_CASE("format_config and the groups list", "[config]") {
   std::string text = config::format_config(c, false);
   CHECK_THAT(text, Catch::StartsWith("# resolved config\n# defaults: [model: tiny, attention: gqa, position: rope"));
   CHECK_THAT(text, Catch::Contains("# overrides: attention=gqa\n"));
-  CHECK_THAT(config::format_config(compose_with({"attention=mla"}), true),
-             Catch::Contains("rope_dim: ${div:${.nope_dim},2}"));
+  CHECK_THAT(config::format_config(compose_with({"attention=mha"}), true),
+             Catch::Contains("n_kv_heads: ${model.n_heads}"));
   auto groups = config::list_groups(source_configs());
   REQUIRE(groups.size() == 6);
   CHECK(groups[1].name == "attention");
@@ -264,8 +268,36 @@ TEST_CASE("format_config and the groups list", "[config]") {
   CHECK_THAT(config::format_groups(source_configs()), Catch::Contains("  position   alibi, learned, none, rope*\n"));
 }
 
+namespace {
+// Counts an aggregate's members: the largest N for which T{Any x N} compiles.
+struct AnyField {
+  template <class T>
+  operator T() const;  // NOLINT: converts to whatever the member is (never called)
+};
+template <class T, class... Fields>
+constexpr std::size_t member_count() {
+  if constexpr (requires { T{Fields{}..., AnyField{}}; })
+    return member_count<T, Fields..., AnyField>();
+  else
+    return sizeof...(Fields);
+}
+// Leaf fields of RunConfig, from the structs themselves: a field added to any
+// of them changes this number. Nested structs count as their leaves.
+constexpr std::size_t run_config_leaves() {
+  return (member_count<RunConfig>() - 5)  // run, model, data, optim, train are sections
+         + member_count<RunSection>() + (member_count<ModelConfig>() - 2)  // attention, position
+         + member_count<AttentionConfig>() + (member_count<PositionConfig>() - 1)  // scaling
+         + member_count<RopeScalingConfig>() + member_count<DataConfig>() + member_count<OptimConfig>() +
+         member_count<TrainConfig>();
+}
+}  // namespace
+
 TEST_CASE("the schema covers every RunConfig field with a doc", "[config]") {
-  CHECK(config::schema().size() == 63);
+  // Every leaf is a schema key, but model.vocab_size (set by the tokenizer),
+  // and optim.betas is one key for beta1 and beta2. A new field without a
+  // schema entry, or a new section, fails here.
+  static_assert(member_count<RopeScalingConfig>() == 7);
+  CHECK(config::schema().size() + 2 == run_config_leaves());
   for (const auto& s : config::schema()) {
     INFO(s.key);
     CHECK_FALSE(s.doc.empty());
@@ -274,13 +306,24 @@ TEST_CASE("the schema covers every RunConfig field with a doc", "[config]") {
   CHECK(config::find_key("model.vocab_size") == nullptr);  // set from the tokenizer
 }
 
+TEST_CASE("docs/configuration.md carries the schema table as the code prints it", "[config][docs]") {
+  std::ifstream in(std::filesystem::path(ATTNLAB_SOURCE_DIR) / "docs" / "configuration.md");
+  REQUIRE(in);
+  std::stringstream text;
+  text << in.rdbuf();
+  // Regenerate with: build/release/bin/attnlab --schema
+  CHECK_THAT(text.str(), Catch::Contains("```\n" + config::format_schema() + "```\n"));
+}
+
 TEST_CASE("the binary prints the resolved config and exits 0", "[config][cli]") {
   auto r = run_attnlab("--cfg attention=mla", ATTNLAB_SOURCE_DIR);
   CHECK(r.exit_code == 0);
-  CHECK_THAT(r.output, Catch::Contains("  kind: mla\n  n_kv_heads: 0\n  q_rank: 0\n  kv_rank: 64\n  nope_dim: 32\n"));
-  auto raw = run_attnlab("--cfg --raw attention=mla", ATTNLAB_SOURCE_DIR);
+  CHECK_THAT(r.output, Catch::Contains("  kind: mla\n  n_kv_heads: 0\n  q_rank: 0\n  kv_rank: 0\n  nope_dim: 0\n"));
+  auto raw = run_attnlab("--cfg --raw attention=mha model.n_heads=8", ATTNLAB_SOURCE_DIR);
   CHECK(raw.exit_code == 0);
-  CHECK_THAT(raw.output, Catch::Contains("nope_dim: ${div:${model.d_model},${model.n_heads}}"));
+  CHECK_THAT(raw.output, Catch::Contains("n_kv_heads: ${model.n_heads}"));
+  auto resolved = run_attnlab("--cfg attention=mha model.n_heads=8", ATTNLAB_SOURCE_DIR);
+  CHECK_THAT(resolved.output, Catch::Contains("  kind: mha\n  n_kv_heads: 8\n"));
   auto help = run_attnlab("--help", ATTNLAB_SOURCE_DIR);
   CHECK_THAT(help.output, Catch::Contains("attention  gqa, mha*, mla, mqa"));
 }

@@ -57,7 +57,7 @@ TEST_CASE("range, choice and glob over a group's options", "[config][multirun]")
   std::vector<std::string> chosen;
   for (const auto& j : positions) chosen.push_back(j.overrides[0]);
   CHECK(chosen == std::vector<std::string>{"position=alibi", "position=learned", "position=none", "position=rope"});
-  auto m = plan({"attention=glob(m*)", "attention.rope_mode=none"});
+  auto m = plan({"attention=glob(m*)", "position=none", "attention.rope_mode=none"});
   REQUIRE(m.size() == 3);  // mha, mla, mqa
   CHECK(m[1].overrides[0] == "attention=mla");
 }

@@ -51,8 +51,27 @@ TEST_CASE("the KV table of a small config lists every variant against MHA", "[kv
   CHECK(gqa.elements_per_layer == 2 * 2 * 8);
   CHECK(gqa.bytes_per_token == 2 * 2 * 8 * 2 * 2);  // two layers, fp16
   CHECK(gqa.ratio_to_mha == 2.0);
-  CHECK(find(table, "mla absorbed").elements_per_layer == 4 * 8 + 4);  // defaults: d_c = 4E, d_r = E/2
+  CHECK(find(table, "mla absorbed").elements_per_layer == 2 * 8 + 4);  // defaults: d_c = 2E, d_r = E/2 (E = 8)
   CHECK_THAT(format_kv_table(table), Catch::Contains("gqa (K=2)") && Catch::Contains("k[2,8] + v[2,8]"));
+}
+
+TEST_CASE("the MLA row is the same whichever attention the table starts from", "[kv][report]") {
+  // One source of MLA defaults: a GQA config and an MLA config of the same
+  // shape must report the same latent (the issue: ckv[128] against ckv[64]).
+  for (int64_t head_dim : {0, 12}) {
+    auto gqa = test::tiny_config("gqa");
+    auto mla = test::tiny_config("mla");
+    mla.attention.kv_rank = mla.attention.nope_dim = mla.attention.rope_dim = mla.attention.v_dim = 0;  // derived
+    gqa.head_dim = mla.head_dim = head_dim;
+    const auto& a = find(kv_table(gqa), "mla absorbed");
+    const auto& b = find(kv_table(mla), "mla absorbed");
+    INFO("head_dim " << head_dim);
+    CHECK(a.parts == b.parts);
+    CHECK(a.elements_per_layer == b.elements_per_layer);
+    // model.head_dim is respected: d_c = 2E, d_r = E/2.
+    const int64_t e = head_dim > 0 ? head_dim : gqa.d_model / gqa.n_heads;
+    CHECK(b.elements_per_layer == 2 * e + e / 2);
+  }
 }
 
 TEST_CASE("MLA decode costs: absorbed reads the latent, naive-latent pays re-expansion", "[kv][report]") {

@@ -77,9 +77,7 @@ TEST_CASE("partial RoPE rotates exactly the dims its fraction and dims select", 
   auto expected = torch::zeros({16}, torch::kBool);
   for (auto d : rotated) expected[d] = true;
   CHECK(torch::equal(changed, expected));
-  // fraction 0 is NoPE; fraction 1 rotates everything.
-  Rope none({rope_config("none", 0.0), 32, 64});
-  CHECK(torch::equal(none.rotate(x, 5), x));
+  // fraction 1 rotates everything (fraction 0 is refused: test_position_yarn.cpp).
   Rope all({rope_config("none", 1.0), 32, 64});
   CHECK((all.rotate(x, 5) - x).abs().gt(1e-12).all().item<bool>());
 }
@@ -106,36 +104,42 @@ TEST_CASE("RoPE scalings change the frequencies as their formulas say", "[positi
   }
 }
 
-TEST_CASE("YaRN's softmax-scale correction is visible at positions > 0, not at 0", "[position]") {
-  auto corrected = rope_config("yarn");
-  corrected.scaling.mscale = 1.0;
-  corrected.scaling.mscale_all_dim = 1.0;  // cos/sin untouched, softmax scale x m^2
-  auto plain = corrected;
-  plain.scaling.mscale = 0.0;
-  plain.scaling.mscale_all_dim = 0.0;      // same frequencies, no temperature at all
-  Rope with({corrected, 32, 64}), without({plain, 32, 64});
+TEST_CASE("YaRN's temperature: visible at positions > 0, not at 0; on cos/sin or on the softmax alike", "[position]") {
+  // DeepSeek's convention (mscale and mscale_all_dim both set): cos/sin carry
+  // m(mscale)/m(mscale_all_dim), the softmax scale m(mscale_all_dim)^2.
+  auto deepseek = rope_config("yarn");
+  deepseek.scaling.mscale = 1.0;
+  deepseek.scaling.mscale_all_dim = 1.0;
+  auto cooler = deepseek;  // same frequencies, a smaller temperature
+  cooler.scaling.mscale = 0.5;
+  cooler.scaling.mscale_all_dim = 0.5;
+  // HF Llama's convention (mscale_all_dim 0): m(factor) rides on cos/sin only.
+  auto llama = rope_config("yarn");
+  llama.scaling.mscale_all_dim = 0.0;
+  Rope with({deepseek, 32, 64}), colder({cooler, 32, 64}), l({llama, 32, 64});
   const double m = 0.1 * std::log(4.0) + 1.0;
+  const double m_half = 0.05 * std::log(4.0) + 1.0;
   CHECK_THAT(with.softmax_scale_factor(), Catch::WithinRel(m * m, 1e-14));
   CHECK(with.rotation_scale() == 1.0);
-  CHECK(without.softmax_scale_factor() == 1.0);
-  CHECK(with.inv_freq(8) == without.inv_freq(8));
+  CHECK_THAT(colder.softmax_scale_factor(), Catch::WithinRel(m_half * m_half, 1e-14));
+  CHECK(with.inv_freq(8) == colder.inv_freq(8));
+  CHECK(l.softmax_scale_factor() == 1.0);
+  CHECK_THAT(l.rotation_scale(), Catch::WithinRel(m, 1e-14));
 
   GroupedOptions o{32, 4, 4, 8};
   torch::manual_seed(2);
   GroupedAttention attn(o);
-  auto x = torch::randn({1, 6, 32});
-  AttnContext a{0, &with}, b{0, &without};
+  attn.to(torch::kFloat64);
+  auto x = torch::randn({1, 6, 32}, torch::kFloat64);
+  AttnContext a{0, &with}, b{0, &colder}, c{0, &l};
   // One token at position 0: softmax over a single key ignores its scale.
   auto x0 = x.narrow(1, 0, 1);
-  CHECK_THAT(attn.forward(x0, a), AllClose(attn.forward(x0, b), 1e-6));
-  // Six tokens: the scale moves the output.
+  CHECK_THAT(attn.forward(x0, a), AllClose(attn.forward(x0, b), 1e-12));
+  // Six tokens: the temperature moves the output.
   CHECK(test::rel_error(attn.forward(x, a), attn.forward(x, b)) > 1e-3);
-
-  // Without mscale_all_dim, HF Llama's convention: the temperature rides on cos/sin.
-  auto llama = rope_config("yarn");
-  Rope l({llama, 32, 64});
-  CHECK(l.softmax_scale_factor() == 1.0);
-  CHECK_THAT(l.rotation_scale(), Catch::WithinRel(m, 1e-14));
+  // With every head dim rotated, m on q and on k (cos/sin) is m^2 on the
+  // scores: both conventions give the same attention.
+  CHECK_THAT(attn.forward(x, a), AllClose(attn.forward(x, c), 1e-12));
 }
 
 TEST_CASE("ALiBi biases scores by -slope x distance, end-aligned for chunks", "[position]") {

@@ -27,16 +27,16 @@ RopeMode parse_rope_mode(const std::string& name) {
 
 LatentOptions LatentOptions::from(const ModelConfig& config) {
   const auto& a = config.attention;
-  const int64_t e = config.resolved_head_dim();
+  const LatentDims dims = config.latent_dims();
   LatentOptions o;
   o.d_model = config.d_model;
   o.n_heads = config.n_heads;
   o.q_rank = a.q_rank;
-  o.kv_rank = a.kv_rank > 0 ? a.kv_rank : 4 * e;
-  o.nope_dim = a.nope_dim > 0 ? a.nope_dim : e;
+  o.kv_rank = dims.kv_rank;
+  o.nope_dim = dims.nope_dim;
   o.rope_mode = parse_rope_mode(a.rope_mode);
-  o.rope_dim = o.rope_mode == RopeMode::kDecoupled ? (a.rope_dim > 0 ? a.rope_dim : e / 2) : 0;
-  o.v_dim = a.v_dim > 0 ? a.v_dim : e;
+  o.rope_dim = dims.rope_dim;
+  o.v_dim = dims.v_dim;
   o.decode = parse_decode(a.decode);
   o.backend = parse_backend(a.backend);
   if (o.rope_dim % 2 != 0)

@@ -26,10 +26,10 @@ struct LatentOptions {
   DecodeMode decode = DecodeMode::kAbsorbed;
   Backend backend = Backend::kAuto;
 
-  // From the validated config. Zeros take MLA.md's proportions for head dim
-  // E: kv_rank 4E, nope_dim E, rope_dim E/2, v_dim E. With rope_mode none or
-  // coupled there is no decoupled rotary key, so rope_dim becomes 0 (coupled
-  // rotates the nope dims of q and k instead).
+  // From the validated config; zero widths are derived by
+  // ModelConfig::latent_dims (the one source of MLA's defaults). With
+  // rope_mode none or coupled there is no decoupled rotary key, so rope_dim
+  // is 0 (coupled rotates the nope dims of q and k instead).
   static LatentOptions from(const ModelConfig& config);
   int64_t qk_dim() const { return nope_dim + rope_dim; }
 };

@@ -1,6 +1,7 @@
 // RoPE frequencies (theta, partial, scaling) and the rotate-half rotation.
-// YaRN follows HF transformers' _compute_yarn_parameters and DeepSeek's
-// mscale handling, so that the golden fixtures of scripts/reference/ match.
+// YaRN follows HF transformers' _compute_yarn_parameters and DeepSeek-V3's
+// model.py exactly, in every case of mscale / mscale_all_dim (MLA facts in
+// docs/attention.md, "YaRN").
 #include "model/position/rope.h"
 
 #include <fmt/format.h>
@@ -25,26 +26,46 @@ Rope::Rope(const PositionOptions& options)
   const auto& s = config_.scaling;
   if (s.kind != "none" && s.kind != "linear" && s.kind != "ntk" && s.kind != "yarn")
     throw_user_error("position.scaling.kind", "", fmt::format("'{}' is not one of none, linear, ntk, yarn", s.kind));
-  if (config_.dims != "high" && config_.dims != "low" && config_.dims != "uniform")
-    throw_user_error("position.dims", "", fmt::format("'{}' is not one of high, low, uniform", config_.dims));
+  if (config_.dims != "first" && config_.dims != "high" && config_.dims != "low" && config_.dims != "uniform")
+    throw_user_error("position.dims", "", fmt::format("'{}' is not one of first, high, low, uniform", config_.dims));
   if (s.kind == "yarn") {
-    // DeepSeek: cos/sin carry mscale/mscale_all_dim and the softmax scale
-    // carries mscale_all_dim^2. With mscale_all_dim = 0 this reduces to HF
-    // Llama's YaRN (the whole temperature on cos/sin).
-    rotation_scale_ = yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim);
-    const double m = yarn_mscale(s.factor, s.mscale_all_dim);
-    softmax_factor_ = m * m;
+    // HF's attention_factor (on cos and sin): mscale / mscale_all_dim when
+    // both are non-zero (DeepSeek), else get_mscale(factor) whatever mscale
+    // says (Llama, Qwen). The softmax scale carries get_mscale(factor,
+    // mscale_all_dim)^2 when mscale_all_dim is non-zero (DeepseekV3Attention).
+    rotation_scale_ = s.mscale != 0.0 && s.mscale_all_dim != 0.0
+                          ? yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim)
+                          : yarn_mscale(s.factor, 1.0);
+    if (s.mscale_all_dim != 0.0) {
+      const double m = yarn_mscale(s.factor, s.mscale_all_dim);
+      softmax_factor_ = m * m;
+    }
   }
+}
+
+int64_t Rope::rotary_width(int64_t width) const {
+  const double w = config_.fraction * static_cast<double>(width);
+  const auto rounded = static_cast<int64_t>(std::llround(w));
+  if (std::abs(w - static_cast<double>(rounded)) > 1e-9 || rounded % 2 != 0 || rounded < 2)
+    throw_user_error("position.fraction", "",
+                     fmt::format("{} of a rotated width of {} gives {} rotary dims; RoPE needs an even number of "
+                                 "at least 2",
+                                 config_.fraction, width, w));
+  return rounded;
 }
 
 std::vector<double> Rope::inv_freq(int64_t width) const {
   if (width % 2 != 0) throw Error(fmt::format("RoPE needs an even rotated width, got {}", width));
-  const int64_t pairs = width / 2;
+  const bool first = config_.dims == "first";
+  const int64_t rotary = rotary_width(width);
+  // The spectrum: theta^(-2i/e) over the width e it belongs to.
+  const int64_t spectrum_width = first ? rotary : width;
+  const int64_t pairs = spectrum_width / 2;
   const auto& s = config_.scaling;
-  const double e = static_cast<double>(width);
+  const double e = static_cast<double>(spectrum_width);
   double theta = config_.theta;
   // NTK-aware: stretch the base so the lowest frequency interpolates by `factor`.
-  if (s.kind == "ntk" && width > 2) theta *= std::pow(s.factor, e / (e - 2.0));
+  if (s.kind == "ntk" && spectrum_width > 2) theta *= std::pow(s.factor, e / (e - 2.0));
   std::vector<double> freq(static_cast<size_t>(pairs));
   for (int64_t i = 0; i < pairs; ++i) freq[static_cast<size_t>(i)] = std::pow(theta, -2.0 * static_cast<double>(i) / e);
   if (s.kind == "linear") {
@@ -66,14 +87,15 @@ std::vector<double> Rope::inv_freq(int64_t width) const {
       f = (f / s.factor) * (1.0 - extrapolate) + f * extrapolate;
     }
   }
-  // Partial RoPE: keep round(fraction * pairs) frequencies, chosen from the
-  // full spectrum (MHA2MLA's high / low / uniform), the others do not rotate.
-  const auto keep = static_cast<int64_t>(std::llround(config_.fraction * static_cast<double>(pairs)));
+  if (first) return freq;
+  // MHA2MLA: keep rotary/2 of the width's frequencies (high: the fastest,
+  // low: the slowest, uniform: evenly spaced); the others do not rotate.
+  const int64_t keep = rotary / 2;
   std::vector<bool> rotated(static_cast<size_t>(pairs), false);
   for (int64_t k = 0; k < keep; ++k) {
-    int64_t i = k;                                                       // high: the fastest
-    if (config_.dims == "low") i = pairs - keep + k;                     // low: the slowest
-    else if (config_.dims == "uniform") i = (k * pairs) / keep;          // evenly spaced
+    int64_t i = k;
+    if (config_.dims == "low") i = pairs - keep + k;
+    else if (config_.dims == "uniform") i = (k * pairs) / keep;
     rotated[static_cast<size_t>(i)] = true;
   }
   for (int64_t i = 0; i < pairs; ++i)
@@ -103,14 +125,19 @@ torch::Tensor Rope::rotate(const torch::Tensor& x_BHTE, int64_t start) const {
     freq_P = it->second[0];
     mult_P = it->second[1];
   }
+  // The rotated block: all of x, or its first W dims for dims=first.
+  const int64_t rotary = 2 * freq_P.size(0);
+  auto x = x_BHTE.to(ct);
+  auto block = rotary == width ? x : x.narrow(-1, 0, rotary);
   auto pos_T = torch::arange(start, start + t, torch::TensorOptions().dtype(ct).device(x_BHTE.device()));
   auto angle_TP = torch::outer(pos_T, freq_P);
-  auto cos_TE = (torch::cos(angle_TP) * mult_P).repeat({1, 2});
-  auto sin_TE = (torch::sin(angle_TP) * mult_P).repeat({1, 2});
-  auto x = x_BHTE.to(ct);
-  auto halves = x.chunk(2, -1);
+  auto cos_TW = (torch::cos(angle_TP) * mult_P).repeat({1, 2});
+  auto sin_TW = (torch::sin(angle_TP) * mult_P).repeat({1, 2});
+  auto halves = block.chunk(2, -1);
   auto rotated_half = torch::cat({-halves[1], halves[0]}, -1);
-  return (x * cos_TE + rotated_half * sin_TE).to(x_BHTE.scalar_type());
+  auto out = block * cos_TW + rotated_half * sin_TW;
+  if (rotary != width) out = torch::cat({out, x.narrow(-1, rotary, width - rotary)}, -1);
+  return out.to(x_BHTE.scalar_type());
 }
 
 }  // namespace attnlab::model

@@ -1,6 +1,18 @@
-// Rotary position embedding with the rotate-half pair layout (dim i pairs with
-// i + E/2) for queries and keys alike, partial RoPE (fraction, dims) and
-// context-extension scaling (linear, NTK, YaRN with both of its corrections).
+// Rotary position embedding with the rotate-half pair layout for queries and
+// keys alike, partial RoPE (fraction, dims) and context-extension scaling
+// (linear, NTK, YaRN with both of its corrections).
+//
+// Partial RoPE comes in two conventions (position.dims):
+//   first             GPT-NeoX rotary_pct, litgpt rotary_percentage, HF
+//                     partial_rotary_factor: the first W = fraction * width
+//                     dims rotate (dim i pairs with i + W/2) with a spectrum of
+//                     their own, theta^(-2i/W); the rest pass through.
+//   high|low|uniform  MHA2MLA: keep W/2 of the full width's frequencies
+//                     theta^(-2i/width) (the fastest, the slowest, or evenly
+//                     spaced; dim i pairs with i + width/2), the others do not
+//                     rotate. This keeps a trained model's own frequencies.
+// YaRN's correction range is computed over the width whose spectrum the
+// frequencies come from: W for `first`, the full width for the MHA2MLA modes.
 #pragma once
 
 #include <map>
@@ -18,11 +30,15 @@ class Rope : public Position {
   double softmax_scale_factor() const override { return softmax_factor_; }
   std::string kind() const override { return "rope"; }
 
-  // Angular frequency per pair i (dims i and i+E/2) for a rotated width E;
-  // 0 for pairs that partial RoPE leaves alone.
+  // The dims that rotate out of a rotated width (W above); W == width when
+  // fraction is 1. UserError naming position.fraction when W is not an even
+  // number of at least 2.
+  int64_t rotary_width(int64_t width) const;
+  // Angular frequency per rotary pair for a rotated width: W/2 entries for
+  // dims=first (pair i: dims i, i + W/2), width/2 entries for the MHA2MLA
+  // modes (pair i: dims i, i + width/2; 0 for pairs that do not rotate).
   std::vector<double> inv_freq(int64_t width) const;
-  // Factor on cos and sin (YaRN's attention temperature where mscale_all_dim
-  // does not move it into the softmax scale), else 1.
+  // Factor on cos and sin (YaRN's attention temperature as HF computes it), else 1.
   double rotation_scale() const { return rotation_scale_; }
 
  private:
@@ -30,12 +46,12 @@ class Rope : public Position {
   int64_t original_len_;
   double rotation_scale_ = 1.0;
   double softmax_factor_ = 1.0;
-  // inv_freq per width, materialized once per (width, device, dtype).
+  // cos/sin inputs per width, materialized once per (width, device, dtype).
   mutable std::mutex mutex_;
   mutable std::map<std::string, torch::Tensor> freq_cache_;
 };
 
-// YaRN's temperature term: 0.1 * mscale * ln(factor) + 1 for factor > 1, else 1.
+// YaRN's temperature term get_mscale: 0.1 * mscale * ln(factor) + 1 for factor > 1, else 1.
 double yarn_mscale(double factor, double mscale);
 
 }  // namespace attnlab::model
