@@ -16,9 +16,6 @@ void add_pending(CLI::App& app, Action& action, const std::string& name, const s
 void add_sweep(CLI::App& app, Action& action) {
   add_pending(app, action, "sweep", "Run an experiment's sweep", "step 5 (sweeps)");
 }
-void add_eval(CLI::App& app, Action& action) {
-  add_pending(app, action, "eval", "Evaluate a finished run", "step 4 (evaluation)");
-}
 void add_bench(CLI::App& app, Action& action) {
   add_pending(app, action, "bench", "Training and decode benchmarks", "step 6 (benchmarks)");
 }

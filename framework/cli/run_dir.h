@@ -3,6 +3,8 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "config/run_config.h"
 #include "data/dataset.h"
@@ -18,6 +20,10 @@ struct LoadedRun {
 };
 
 // UserError naming the directory when it holds no config.yaml or no checkpoint.
-LoadedRun load_run(const std::filesystem::path& run_dir, const std::string& device);
+// `overrides` change the run's config before the model is built; only
+// position.* settings (not position.kind) may change, since the weights fix
+// everything else (used by `eval` to apply RoPE scaling at evaluation time).
+LoadedRun load_run(const std::filesystem::path& run_dir, const std::string& device,
+                   const std::vector<std::string>& overrides = {});
 
 }  // namespace attnlab::cli

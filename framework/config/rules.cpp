@@ -2,6 +2,8 @@
 // from, and why the combination cannot work.
 #include "config/rules.h"
 
+#include "data/synthetic_tokens.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -146,6 +148,44 @@ void check_position(const RunConfig& c, Checker& k) {
            {"position.scaling.kind"});
 }
 
+// The shapes a synthetic task needs (data/synthetic.h), checked before a run starts.
+void check_synthetic(const RunConfig& c, Checker& k) {
+  const auto& d = c.data;
+  const int64_t len = c.train.seq_len;
+  if (!k.ok({"data.task", "data.vocab_size", "data.num_pairs", "data.num_queries", "data.passkey_digits",
+             "train.seq_len"}))
+    return;
+  if (d.tokenizer != "byte")
+    k.fail("data.tokenizer", "synthetic tasks generate token ids directly; leave data.tokenizer=byte");
+  if (d.task == "mqar") {
+    if (d.num_pairs > d.vocab_size / 2 - 1)
+      k.fail("data.num_pairs", fmt::format("{} distinct keys need data.vocab_size >= {} (keys come from [1, V/2)), "
+                                           "got {}",
+                                           d.num_pairs, 2 * (d.num_pairs + 1), d.vocab_size),
+             {"data.vocab_size"});
+    if (d.num_queries > d.num_pairs)
+      k.fail("data.num_queries", fmt::format("{} queries but only {} pairs (data.num_pairs) to query", d.num_queries,
+                                             d.num_pairs),
+             {"data.num_pairs"});
+    else if (2 * d.num_pairs + 2 * d.num_queries > len)
+      k.fail("train.seq_len", fmt::format("{} pairs and {} queries need 2 x ({} + {}) = {} tokens, more than "
+                                          "train.seq_len ({})",
+                                          d.num_pairs, d.num_queries, d.num_pairs, d.num_queries,
+                                          2 * (d.num_pairs + d.num_queries), len),
+             {"data.num_pairs", "data.num_queries"});
+  } else if (d.task == "passkey") {
+    if (d.vocab_size <= data::kPasskeyFillerStart)
+      k.fail("data.vocab_size", fmt::format("passkey needs filler tokens beyond the digits and two markers: "
+                                            "data.vocab_size > {}, got {}",
+                                            data::kPasskeyFillerStart, d.vocab_size));
+    if (2 * (d.passkey_digits + 1) >= len)
+      k.fail("train.seq_len", fmt::format("a passkey of {} digits takes {} tokens (needle and answer); "
+                                          "train.seq_len ({}) leaves no filler",
+                                          d.passkey_digits, 2 * (d.passkey_digits + 1), len),
+             {"data.passkey_digits"});
+  }
+}
+
 void check_data(const RunConfig& c, Checker& k) {
   const auto& d = c.data;
   if (!k.ok({"data.kind", "data.path", "data.tokenizer", "data.vocab_size"})) return;
@@ -158,9 +198,7 @@ void check_data(const RunConfig& c, Checker& k) {
   }
   if (d.tokenizer == "sentencepiece" && d.vocab_size <= 0)
     k.fail("data.vocab_size", "sentencepiece needs a vocabulary size (data.vocab_size > 0)");
-  if (d.kind == "synthetic")
-    k.fail("data.kind", "synthetic recall tasks are not available yet (they arrive with the evaluation step); "
-                        "use data=kjv or data=text data.path=FILE");
+  if (d.kind == "synthetic") check_synthetic(c, k);
 }
 
 void check_run(const RunConfig& c, Checker& k) {

@@ -94,7 +94,11 @@ struct DataConfig {
   std::string tokenizer = "byte";   // byte | char | sentencepiece
   int64_t vocab_size = 0;           // sentencepiece only; byte is 256
   double val_fraction = 0.05;       // tail of the corpus held out for validation
-  std::string task = "copy";        // synthetic only
+  std::string task = "mqar";        // synthetic only: mqar | passkey (data/synthetic.h)
+  int64_t num_pairs = 8;            // mqar: key-value pairs per sequence
+  int64_t num_queries = 8;          // mqar: keys queried again
+  double power_a = 0.01;            // mqar: query-gap power law (Zoology's default)
+  int64_t passkey_digits = 5;       // passkey: digits in the key
   std::string dir = "data";         // where prepared corpora live
 };
 

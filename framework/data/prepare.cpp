@@ -18,6 +18,7 @@
 #include "core/progress.h"
 #include "data/corpus.h"
 #include "data/dataset.h"
+#include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "results/durable.h"
 #include "results/run_log.h"
@@ -179,6 +180,7 @@ fs::path dataset_dir(const DataConfig& cfg) {
 }
 
 void prepare(const DataConfig& cfg, bool show_progress) {
+  if (cfg.kind == "synthetic") return;  // generated on the fly: nothing to prepare
   fs::path dir = dataset_dir(cfg);
   if (!(cfg.val_fraction > 0.0 && cfg.val_fraction < 1.0)) {
     throw_user_error("data.val_fraction", "", fmt::format("must be between 0 and 1 (exclusive), not {}",
@@ -248,8 +250,13 @@ void prepare(const DataConfig& cfg, bool show_progress) {
 }
 
 Dataset load(const DataConfig& cfg) {
-  prepare(cfg);
   Dataset ds;
+  if (cfg.kind == "synthetic") {  // no corpus, no token files: data/synthetic.h generates the batches
+    ds.name = "synthetic-" + cfg.task;
+    ds.tokenizer = std::make_shared<SyntheticTokenizer>(cfg.vocab_size);
+    return ds;
+  }
+  prepare(cfg);
   ds.name = dataset_name(cfg);
   ds.dir = dataset_dir(cfg);
   fs::path tok_dir = tokens_dir(cfg);

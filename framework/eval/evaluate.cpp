@@ -17,7 +17,7 @@ EvalResult evaluate(model::TransformerLM& model, const Batches& batches, torch::
   model->eval();
   torch::NoGradGuard no_grad;
   double total_nats = 0.0;
-  int64_t total_tokens = 0;
+  int64_t total_tokens = 0, total_correct = 0;
   for (const auto& [inputs_BT, targets_BT] : batches) {
     AutocastScope autocast(device.type(), dtype);
     auto logits_BTV = model->forward(inputs_BT.to(device));
@@ -25,14 +25,19 @@ EvalResult evaluate(model::TransformerLM& model, const Batches& batches, torch::
     auto nats = torch::nn::functional::cross_entropy(
         logits_BTV.reshape({-1, logits_BTV.size(-1)}).to(torch::kFloat32), targets,
         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    // Targets of -100 (synthetic tasks: positions that test nothing) are
+    // skipped by cross_entropy's ignore_index and by the counts.
+    auto scored = targets.ne(-100);
     total_nats += nats.item<double>();
-    total_tokens += targets.numel();
+    total_tokens += scored.sum().item<int64_t>();
+    total_correct += (logits_BTV.reshape({-1, logits_BTV.size(-1)}).argmax(-1).eq(targets) & scored).sum().item<int64_t>();
   }
   if (was_training) model->train();
   EvalResult r;
   r.tokens = total_tokens;
   r.loss = total_tokens > 0 ? total_nats / static_cast<double>(total_tokens) : 0.0;
   r.ppl = std::exp(r.loss);
+  r.accuracy = total_tokens > 0 ? static_cast<double>(total_correct) / static_cast<double>(total_tokens) : 0.0;
   r.bits_per_byte = r.loss / std::numbers::ln2 / bytes_per_token;
   return r;
 }

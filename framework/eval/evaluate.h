@@ -15,7 +15,8 @@ struct EvalResult {
   double loss = 0.0;           // mean cross-entropy per token, nats
   double ppl = 0.0;            // exp(loss)
   double bits_per_byte = 0.0;  // loss / ln 2 / (UTF-8 bytes per token)
-  int64_t tokens = 0;
+  double accuracy = 0.0;       // argmax == target, over the scored targets
+  int64_t tokens = 0;          // targets scored (targets of -100 are skipped, as in the loss)
 };
 
 using Batches = std::vector<std::pair<torch::Tensor, torch::Tensor>>;

@@ -145,6 +145,31 @@ void RunLog::truncate_after(int64_t step) {
   }
 }
 
+int64_t RunLog::remove_rows(const std::string& series,
+                            const std::function<bool(const std::map<std::string, double>&)>& match) {
+  auto it = series_.find(series);
+  if (it == series_.end() || it->second.empty()) return 0;
+  auto& cols = it->second;
+  const size_t n = cols.begin()->second.size();
+  std::vector<bool> keep(n, true);
+  int64_t removed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::map<std::string, double> row;
+    for (const auto& [col, values] : cols) row[col] = values[i];
+    if (match(row)) {
+      keep[i] = false;
+      ++removed;
+    }
+  }
+  for (auto& [col, values] : cols) {
+    size_t out = 0;
+    for (size_t i = 0; i < values.size(); ++i)
+      if (keep[i]) values[out++] = values[i];
+    values.resize(out);
+  }
+  return removed;
+}
+
 void RunLog::add_event(Event event) {
   check_no_nul(event.kind, "an event kind");
   check_no_nul(event.message, "an event message");

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <variant>
@@ -62,6 +63,10 @@ class RunLog {
   // Drops rows whose "step" column is greater than `step` (used when resuming
   // from a checkpoint older than the last logged rows).
   void truncate_after(int64_t step);
+  // Drops the rows of `series` for which `match(row)` is true (used to
+  // replace evaluation rows that have the same settings); returns how many.
+  int64_t remove_rows(const std::string& series,
+                      const std::function<bool(const std::map<std::string, double>&)>& match);
 
   // Events are a history: truncate_after() keeps them. No NUL bytes in strings.
   void add_event(Event event);

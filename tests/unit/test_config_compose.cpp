@@ -73,7 +73,11 @@ data:
   tokenizer: byte
   vocab_size: 0
   val_fraction: 0.05
-  task: copy
+  task: mqar
+  num_pairs: 8
+  num_queries: 8
+  power_a: 0.01
+  passkey_digits: 5
   dir: data
 optim:
   lr: 1.0e-3
@@ -208,7 +212,7 @@ TEST_CASE("override operators: set, add, force, delete, group add and removal", 
 TEST_CASE("values: quotes, lists, null, booleans, numbers with _", "[config]") {
   auto c = compose_with({"run.name='a=b'", "run.root=\"my results\"", "optim.betas=[0.8, 0.99]", "data.path=null",
                          "model.tie_embeddings=false", "train.steps=1_000", "optim.lr=3e-4", "position.theta=1_000_000.5",
-                         "data.task=''"});
+                         "data.dir=''"});
   CHECK(c.run.run.name == "a=b");
   CHECK(c.run.run.root == "my results");
   CHECK(c.run.optim.beta1 == 0.8);
@@ -218,7 +222,7 @@ TEST_CASE("values: quotes, lists, null, booleans, numbers with _", "[config]") {
   CHECK(c.run.train.steps == 1000);
   CHECK(c.run.optim.lr == Approx(3e-4));
   CHECK(c.run.model.position.theta == 1000000.5);
-  CHECK(c.run.data.task.empty());
+  CHECK(c.run.data.dir.empty());
   CHECK(compose_with({"run.name='true'"}).resolved_yaml.find("name: \"true\"") != std::string::npos);
   // A map value replaces the whole map: keys it leaves out fall back to the built-in defaults.
   auto scaled = compose_with({"position.scaling={kind: linear, factor: 2}", "++position.scaling.beta_fast=8"});
@@ -229,7 +233,7 @@ TEST_CASE("values: quotes, lists, null, booleans, numbers with _", "[config]") {
 }
 
 TEST_CASE("overrides_yaml reads back as the overrides given", "[config]") {
-  std::vector<std::string> given = {"data.task='a, b'", "optim.betas=[0.8,0.9]", "seed=3", "run.root=\"x: y\""};
+  std::vector<std::string> given = {"data.dir='a, b'", "optim.betas=[0.8,0.9]", "seed=3", "run.root=\"x: y\""};
   auto c = compose_with(given);
   YAML::Node list = YAML::Load(c.overrides_yaml);
   REQUIRE(list.IsSequence());

@@ -118,7 +118,11 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
     {{"data.tokenizer=sentencepiece"}, "data.vocab_size", "built-in default", "sentencepiece needs a vocabulary size"},
     {{"optim.min_lr=0.1"}, "optim.min_lr", "override #1", "0.1 is above optim.lr (0.001)"},
     {{"train.cuda_graph=true"}, "train.cuda_graph", "override #1", "not available yet"},
-    {{"data=synthetic"}, "data.kind", "data/synthetic.yaml", "synthetic recall tasks are not available yet"},
+    {{"data=synthetic", "data.num_pairs=40"}, "data.num_pairs", "override #2", "40 distinct keys need data.vocab_size >= 82"},
+    {{"data=synthetic", "data.num_queries=9"}, "data.num_queries", "override #2", "9 queries but only 8 pairs"},
+    {{"data=synthetic", "train.seq_len=16"}, "train.seq_len", "override #2", "8 pairs and 8 queries need 2 x (8 + 8) = 32 tokens"},
+    {{"data=synthetic", "data.task=passkey", "data.vocab_size=12"}, "data.vocab_size", "override #3", "passkey needs filler tokens"},
+    {{"data=synthetic", "data.task=copy"}, "data.task", "override #2", "mqar"},
   };
   // clang-format on
   InEmptyDir cwd;
