@@ -139,7 +139,7 @@ int run(const EvalArgs& args) {
                        "the run is still training (status: running); evaluate it once it ends. If it was killed, "
                        "run the same train command again to resume and finish it");
   }
-  auto loaded = load_run(run_dir, args.device, args.overrides);
+  auto loaded = load_run(run_dir, args.device, /*with_data=*/true, args.overrides);
   const auto& cfg = loaded.config;
   if (!args.decode.empty()) {
     if (cfg.model.attention.kind != "mla")
@@ -171,10 +171,12 @@ int run(const EvalArgs& args) {
   options.dtype = cfg.train.dtype == "bf16" && options.device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
 
   const auto tokenizer = loaded.dataset.tokenizer;
+  // The UTF-8 bytes the scored targets stand for, as training's bits per byte counts them.
   auto bytes_of = [&tokenizer](const torch::Tensor& ids) {
     auto c = ids.to(torch::kInt64).contiguous();
-    std::vector<int64_t> v(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-    return static_cast<int64_t>(tokenizer->decode(v).size());
+    int64_t bytes = 0;
+    for (int64_t i = 0; i < c.numel(); ++i) bytes += tokenizer->token_bytes(c.data_ptr<int64_t>()[i]);
+    return bytes;
   };
 
   const int64_t step = checkpoint_step(loaded.checkpoint);

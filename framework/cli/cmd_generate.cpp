@@ -24,11 +24,11 @@ struct GenerateArgs {
 };
 
 int run(const GenerateArgs& args) {
-  auto loaded = load_run(args.run_dir, args.device);
+  auto loaded = load_run(args.run_dir, args.device, /*with_data=*/false);
   if (!args.decode.empty()) {
     loaded.model->set_decode(model::parse_decode(args.decode));
   }
-  auto ids = loaded.dataset.tokenizer->encode(args.prompt);
+  auto ids = loaded.tokenizer->encode(args.prompt);
   if (ids.empty()) throw UserError("--prompt: the prompt encodes to no tokens; give some text");
   const int64_t max_len = loaded.config.model.max_seq_len;
   if (static_cast<int64_t>(ids.size()) + args.options.max_new_tokens > max_len) {
@@ -45,7 +45,7 @@ int run(const GenerateArgs& args) {
 
   auto row = result.tokens_BT[0].to(torch::kCPU).contiguous();
   std::vector<int64_t> out(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
-  fmt::print("{}\n", loaded.dataset.tokenizer->decode(out));
+  fmt::print("{}\n", loaded.tokenizer->decode(out));
   std::fflush(stdout);  // the text first, then the stats line on stderr
   fmt::print(stderr, "[{} tokens in {:.2f} s | weights {} | KV cache allocated {} bytes]\n", result.n_generated, secs,
              loaded.checkpoint.filename().string(), result.cache_bytes);

@@ -9,6 +9,9 @@
 #include "config/schema.h"
 #include "config/yaml_load.h"
 #include "core/error.h"
+#include "data/synthetic.h"
+#include "data/tokenizer.h"
+#include "results/run_log.h"
 #include "runtime/device.h"
 #include "train/checkpoint.h"
 
@@ -16,15 +19,33 @@ namespace attnlab::cli {
 namespace fs = std::filesystem;
 
 namespace {
-// Runs written before synthetic tasks existed carry the placeholder
-// `data.task: copy`, which never did anything (data=synthetic was refused);
-// read it as today's default so those runs still load.
-void migrate_old_config(config::Node& root) {
-  auto* data = root.find("data");
-  auto* task = data ? data->find("task") : nullptr;
-  auto* kind = data ? data->find("kind") : nullptr;
-  if (task && kind && task->is_scalar() && task->value == "copy" && kind->value != "synthetic")
-    *task = config::Node::scalar("mqar", task->origin);
+
+std::string recorded_string(const results::RunLog& log, const char* name) {
+  const auto* v = log.attr("/data", name);
+  return v != nullptr && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : std::string();
+}
+
+// The run's own tokenizer, verified against the hash run.h5 recorded at train start.
+std::shared_ptr<const data::Tokenizer> run_tokenizer(const fs::path& run_dir, const RunConfig& cfg) {
+  const fs::path run_file = run_dir / "run.h5";
+  if (!fs::exists(run_file)) throw_user_error("", run_dir.string(), "not a run directory: it holds no run.h5");
+  const auto log = results::RunLog::load(run_file);
+  const std::string recorded = recorded_string(log, "tokenizer_sha256");
+  const fs::path dir = run_dir / "tokenizer";
+  const std::string file = data::tokenizer_file_name(cfg.data.tokenizer);
+  if (recorded.empty() || !fs::is_directory(dir) || (!file.empty() && !fs::exists(dir / file))) {
+    throw_user_error("", run_dir.string(), fmt::format("the run has no saved tokenizer ({}{} and /data/tokenizer_sha256 "
+                                                       "in run.h5); it was trained before runs kept theirs: train it "
+                                                       "again (--restart) rather than use a retrained tokenizer",
+                                                       (dir / file).string(), file.empty() ? "/" : ""));
+  }
+  const std::string actual = data::tokenizer_hash(cfg.data.tokenizer, dir);
+  if (actual != recorded) {
+    throw_user_error("", run_dir.string(), fmt::format("the saved tokenizer {} has sha256 {}, but run.h5 recorded {}: it "
+                                                       "is not the tokenizer this run was trained with",
+                                                       (dir / file).string(), actual, recorded));
+  }
+  return data::open_tokenizer(cfg.data.tokenizer, dir);
 }
 
 // Applies evaluation-time overrides to a run's resolved config tree.
@@ -46,14 +67,14 @@ void apply_eval_overrides(config::Node& root, const std::vector<std::string>& te
 }
 }  // namespace
 
-LoadedRun load_run(const fs::path& run_dir, const std::string& device_name, const std::vector<std::string>& overrides) {
+LoadedRun load_run(const fs::path& run_dir, const std::string& device_name, bool with_data,
+                   const std::vector<std::string>& overrides) {
   const fs::path config_file = run_dir / "config.yaml";
   if (!fs::exists(config_file)) {
     throw_user_error("", run_dir.string(), "not a run directory: it holds no config.yaml");
   }
   auto loaded = config::load_yaml_file(config_file, config::display_path(config_file));
   std::vector<Diagnostic> problems;
-  migrate_old_config(loaded.root);
   apply_eval_overrides(loaded.root, overrides, problems);
   if (!problems.empty()) throw UserError(std::move(problems));
   LoadedRun run;
@@ -67,12 +88,27 @@ LoadedRun load_run(const fs::path& run_dir, const std::string& device_name, cons
                                            "checkpoint)");
   }
   run.checkpoint = *checkpoint;
-  run.dataset = data::load(run.config.data);
+  if (run.config.data.kind == "synthetic") {
+    // Generated token ids: no tokenizer files, no corpus.
+    run.tokenizer = std::make_shared<data::SyntheticTokenizer>(run.config.data.vocab_size);
+    if (with_data) run.dataset = data::load(run.config.data);
+  } else {
+    run.tokenizer = run_tokenizer(run_dir, run.config);
+  }
+  if (with_data && run.config.data.kind != "synthetic") {
+    run.dataset = data::load(run.config.data, run_dir / "tokenizer");
+    if (run.dataset.tokenizer_sha256 != data::tokenizer_hash(run.config.data.tokenizer, run_dir / "tokenizer")) {
+      throw_user_error("", run_dir.string(), fmt::format("the prepared data in {} was tokenized by another tokenizer "
+                                                         "than this run's; remove that directory to re-prepare it "
+                                                         "with the run's tokenizer",
+                                                         run.dataset.tokens_dir.string()));
+    }
+    run.dataset.tokenizer = run.tokenizer;
+  }
   auto model_cfg = run.config.model;
-  model_cfg.vocab_size = run.dataset.tokenizer->vocab_size();
+  model_cfg.vocab_size = run.tokenizer->vocab_size();
   run.model = model::TransformerLM(model_cfg);
-  train::load_model_weights(run.checkpoint, *run.model);
-  run.model->to(select_device(device_name, "--device"));
+  train::load_model_weights(run.checkpoint, *run.model, select_device(device_name, "--device"));
   run.model->eval();
   return run;
 }

@@ -14,16 +14,21 @@ namespace attnlab::cli {
 
 struct LoadedRun {
   RunConfig config;
-  data::Dataset dataset;
+  // The tokenizer saved with the run (<run_dir>/tokenizer/), checked against
+  // the sha256 run.h5 recorded; never retrained.
+  std::shared_ptr<const data::Tokenizer> tokenizer;
+  data::Dataset dataset;  // only with with_data; prepared with the run's own tokenizer
   model::TransformerLM model{nullptr};
   std::filesystem::path checkpoint;
 };
 
-// UserError naming the directory when it holds no config.yaml or no checkpoint.
-// `overrides` change the run's config before the model is built; only
-// position.* settings (not position.kind) may change, since the weights fix
-// everything else (used by `eval` to apply RoPE scaling at evaluation time).
-LoadedRun load_run(const std::filesystem::path& run_dir, const std::string& device,
+// UserError naming the directory when it holds no config.yaml, no checkpoint,
+// no saved tokenizer, or a tokenizer whose hash differs from run.h5's; also
+// when the prepared data was tokenized by another tokenizer. `overrides`
+// change the run's config before the model is built; only position.*
+// settings (not position.kind) may change, since the weights fix everything
+// else (`eval` applies RoPE scaling at evaluation time this way).
+LoadedRun load_run(const std::filesystem::path& run_dir, const std::string& device, bool with_data = true,
                    const std::vector<std::string>& overrides = {});
 
 }  // namespace attnlab::cli

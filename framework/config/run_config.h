@@ -128,10 +128,14 @@ struct TrainConfig {
   int64_t log_every = 10;
   bool cuda_graph = false;
   int64_t threads = 0;              // CPU intra-op threads; 0 = LibTorch's default
+  double peak_tflops = 0.0;         // device peak for MFU; 0: from the device table (none: MFU not reported)
 };
 
 struct RunConfig {
-  int64_t seed = 0;
+  int64_t seed = 0;                 // initialisation
+  int64_t data_seed = -1;           // batch order; -1: the value of seed
+  // The seed the Batcher draws with.
+  int64_t resolved_data_seed() const { return data_seed >= 0 ? data_seed : seed; }
   RunSection run;
   ModelConfig model;                // model.attention / model.position mirror the top-level groups
   DataConfig data;

@@ -34,7 +34,8 @@ KeySpec E(const char* key, std::vector<std::string> options, void* (*f)(RunConfi
 
 std::vector<KeySpec> make_schema() {
   return {
-      I("seed", 0, 4294967295.0, FIELD(seed), "random seed for initialisation and batches"),
+      I("seed", 0, 4294967295.0, FIELD(seed), "random seed for initialisation (and batch order when data_seed is -1)"),
+      I("data_seed", -1, 4294967295.0, FIELD(data_seed), "random seed for batch order; -1: seed (config.yaml sets ${seed})"),
       S("run.name", FIELD(run.name), "run directory name under run.root ([A-Za-z0-9._=-])"),
       S("run.root", FIELD(run.root), "results root; run directories never leave it"),
       I("model.n_layers", 1, 1024, FIELD(model.n_layers), "transformer blocks"),
@@ -101,6 +102,7 @@ std::vector<KeySpec> make_schema() {
       I("train.log_every", 1, kBig, FIELD(train.log_every), "steps between log lines"),
       B("train.cuda_graph", FIELD(train.cuda_graph), "capture the training step in a CUDA graph"),
       I("train.threads", 0, 1024, FIELD(train.threads), "CPU intra-op threads; 0: LibTorch's default"),
+      R("train.peak_tflops", 0, 1e6, false, FIELD(train.peak_tflops), "device peak TFLOP/s for MFU; 0: from the device table"),
   };
 }
 #undef FIELD

@@ -25,6 +25,10 @@ class Tokenizer {
   virtual int64_t vocab_size() const = 0;
   virtual std::vector<int64_t> encode(const std::string& text) const = 0;
   virtual std::string decode(const std::vector<int64_t>& ids) const = 0;
+  // UTF-8 bytes of corpus text that one token stands for; bits per byte
+  // divide by the sum of these over the tokens scored. The default decodes
+  // the id alone, which is exact only when every id decodes on its own.
+  virtual int64_t token_bytes(int64_t id) const { return static_cast<int64_t>(decode({id}).size()); }
 };
 
 // Token ids of one split, stored on disk as uint16 (vocab <= 65536) or uint32.
@@ -45,16 +49,18 @@ class TokenStore {
 
 struct Dataset {
   std::string name;                        // "kjv" or the text file's stem
-  std::filesystem::path dir;               // data/<name>/
+  std::filesystem::path dir;               // data/kjv/ or data/<stem>-<content hash>/
+  std::filesystem::path tokens_dir;        // dir/<tokenizer tag>/: token files and the tokenizer's files
+  std::string corpus_sha256;               // of the whole prepared corpus text
+  std::string tokenizer_sha256;            // tokenizer_hash() of the tokenizer's saved files
   std::shared_ptr<const Tokenizer> tokenizer;
   TokenStore train;
   TokenStore val;
-  // Corpus bytes per token of the validation split, to turn a validation loss
-  // in nats/token into bits per byte: loss / ln(2) / val_bytes_per_token.
-  double val_bytes_per_token = 1.0;
 };
 
-// Where prepare() puts a corpus: <cfg.dir>/<kjv | stem of cfg.path>.
+// Where prepare() puts a corpus: <cfg.dir>/kjv, or for a text file
+// <cfg.dir>/<stem>-<first 16 hex digits of its sha256>, so two different files
+// with the same name never share prepared data (reads the file to hash it).
 std::filesystem::path dataset_dir(const DataConfig& cfg);
 // Where one tokenizer's files live inside it: dataset_dir/<byte | char |
 // sentencepiece-N>/ holds train.bin, val.bin, meta.yaml and the tokenizer files.
@@ -63,10 +69,12 @@ std::filesystem::path tokens_dir(const DataConfig& cfg);
 // Writes corpus text, tokenizer files and train/val token files (idempotent:
 // an already prepared, up-to-date dataset is left as it is). UserError for a
 // missing file, an unavailable corpus, or a corpus too small to split.
-void prepare(const DataConfig& cfg, bool show_progress = true);
+// With `tokenizer_from` (a run's saved tokenizer directory) the tokenizer is
+// copied from there instead of trained.
+void prepare(const DataConfig& cfg, bool show_progress = true, const std::filesystem::path& tokenizer_from = {});
 
 // prepare() if needed, then open the token files.
-Dataset load(const DataConfig& cfg);
+Dataset load(const DataConfig& cfg, const std::filesystem::path& tokenizer_from = {});
 
 // Random training windows. next() returns {inputs_BT, targets_BT} (int64,
 // targets shifted by one). Deterministic for a seed; state() / set_state()

@@ -18,6 +18,7 @@
 #include "core/progress.h"
 #include "data/corpus.h"
 #include "data/dataset.h"
+#include "data/sha256.h"
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "results/durable.h"
@@ -29,7 +30,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bump when the token files or the KJV stripping change meaning.
-constexpr int kDataFormat = 1;
+constexpr int kDataFormat = 2;  // 2: meta.yaml records corpus_sha256 and tokenizer_sha256
 constexpr int kCorpusFormat = 1;
 constexpr size_t kEncodeChunkBytes = 1 << 18;
 
@@ -58,7 +59,9 @@ std::string tokenizer_tag(const DataConfig& cfg) {
   return cfg.tokenizer == "sentencepiece" ? fmt::format("sentencepiece-{}", cfg.vocab_size) : cfg.tokenizer;
 }
 
-std::string dataset_name(const DataConfig& cfg) { return dataset_dir(cfg).filename().string(); }
+std::string dataset_name(const DataConfig& cfg) {
+  return cfg.kind == "kjv" ? std::string("kjv") : fs::path(cfg.path).stem().string();
+}
 
 // The KJV corpus.txt, regenerated only when missing or written by other code.
 std::string kjv_corpus(const fs::path& dir) {
@@ -173,13 +176,13 @@ fs::path dataset_dir(const DataConfig& cfg) {
     if (stem.empty() || stem == "." || stem == "..") {
       throw_user_error("data.path", "", fmt::format("'{}' does not name a file", cfg.path));
     }
-    return fs::path(cfg.dir) / stem;
+    return fs::path(cfg.dir) / fmt::format("{}-{}", stem, sha256_hex(read_text_file(cfg.path, "data.path")).substr(0, 16));
   }
   throw_user_error("data.kind", "",
                    fmt::format("'{}' has no corpus on disk to prepare (expected kjv or text)", cfg.kind));
 }
 
-void prepare(const DataConfig& cfg, bool show_progress) {
+void prepare(const DataConfig& cfg, bool show_progress, const fs::path& tokenizer_from) {
   if (cfg.kind == "synthetic") return;  // generated on the fly: nothing to prepare
   fs::path dir = dataset_dir(cfg);
   if (!(cfg.val_fraction > 0.0 && cfg.val_fraction < 1.0)) {
@@ -214,10 +217,16 @@ void prepare(const DataConfig& cfg, bool show_progress) {
   if (ec) throw UserError(fmt::format("cannot create {}: {}", tok_dir.string(), ec.message()));
   fs::remove(tok_dir / "meta.yaml", ec);  // from here until the end, the dataset is incomplete
 
-  if (show_progress && cfg.tokenizer != "byte") {
-    fmt::print(stderr, "training the {} tokenizer on {} ({} bytes)\n", tokenizer_tag(cfg), dataset_name(cfg), split);
+  std::shared_ptr<const Tokenizer> tok;
+  if (!tokenizer_from.empty()) {
+    copy_tokenizer(cfg.tokenizer, tokenizer_from, tok_dir);
+    tok = open_tokenizer(cfg.tokenizer, tok_dir);
+  } else {
+    if (show_progress && cfg.tokenizer != "byte") {
+      fmt::print(stderr, "training the {} tokenizer on {} ({} bytes)\n", tokenizer_tag(cfg), dataset_name(cfg), split);
+    }
+    tok = train_tokenizer(cfg.tokenizer, cfg.vocab_size, std::string(all.substr(0, split)), tok_dir);
   }
-  auto tok = train_tokenizer(cfg.tokenizer, cfg.vocab_size, std::string(all.substr(0, split)), tok_dir);
   int token_bytes = tok->vocab_size() <= 65536 ? 2 : 4;
 
   std::optional<Progress> progress;
@@ -235,9 +244,11 @@ void prepare(const DataConfig& cfg, bool show_progress) {
   meta << YAML::Key << "name" << YAML::Value << dataset_name(cfg);
   meta << YAML::Key << "source" << YAML::Value << source_of(cfg);
   meta << YAML::Key << "corpus_hash" << YAML::Value << hash;
+  meta << YAML::Key << "corpus_sha256" << YAML::Value << sha256_hex(text);
   meta << YAML::Key << "corpus_bytes" << YAML::Value << text.size();
   meta << YAML::Key << "tokenizer" << YAML::Value << tok->name();
   meta << YAML::Key << "vocab_size" << YAML::Value << tok->vocab_size();
+  meta << YAML::Key << "tokenizer_sha256" << YAML::Value << tokenizer_hash(cfg.tokenizer, tok_dir);
   meta << YAML::Key << "val_fraction" << YAML::Value << cfg.val_fraction;
   meta << YAML::Key << "split_byte" << YAML::Value << split;
   meta << YAML::Key << "token_bytes" << YAML::Value << token_bytes;
@@ -249,23 +260,25 @@ void prepare(const DataConfig& cfg, bool show_progress) {
   results::atomic_write_text(tok_dir / "meta.yaml", std::string(meta.c_str()) + "\n");
 }
 
-Dataset load(const DataConfig& cfg) {
+Dataset load(const DataConfig& cfg, const fs::path& tokenizer_from) {
   Dataset ds;
   if (cfg.kind == "synthetic") {  // no corpus, no token files: data/synthetic.h generates the batches
     ds.name = "synthetic-" + cfg.task;
     ds.tokenizer = std::make_shared<SyntheticTokenizer>(cfg.vocab_size);
     return ds;
   }
-  prepare(cfg);
+  prepare(cfg, true, tokenizer_from);
   ds.name = dataset_name(cfg);
   ds.dir = dataset_dir(cfg);
   fs::path tok_dir = tokens_dir(cfg);
+  ds.tokens_dir = tok_dir;
   ds.tokenizer = open_tokenizer(cfg.tokenizer, tok_dir);
   ds.train = TokenStore::open(tok_dir / "train.bin");
   ds.val = TokenStore::open(tok_dir / "val.bin");
   YAML::Node meta = YAML::LoadFile((tok_dir / "meta.yaml").string());
-  auto val_bytes = meta["corpus_bytes"].as<int64_t>() - meta["split_byte"].as<int64_t>();
-  ds.val_bytes_per_token = static_cast<double>(val_bytes) / static_cast<double>(std::max<int64_t>(1, ds.val.size()));
+  ds.corpus_sha256 = meta["corpus_sha256"].as<std::string>();
+  // Hashed again from the file, not trusted from meta.yaml: this is what a run records.
+  ds.tokenizer_sha256 = tokenizer_hash(cfg.tokenizer, tok_dir);
   return ds;
 }
 

@@ -99,6 +99,21 @@ std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text) con
   return {ids.begin(), ids.end()};
 }
 
+int64_t SentencePieceTokenizer::token_bytes(int64_t id) const {
+  if (id < 0 || id >= vocab_size()) throw Error(fmt::format("sentencepiece tokenizer: id {} is out of range", id));
+  const int i = static_cast<int>(id);
+  if (sp_->IsByte(i)) return 1;
+  if (sp_->IsControl(i)) return 0;
+  if (sp_->IsUnknown(i)) return 1;  // never produced with byte fallback; counted as for the char tokenizer
+  const std::string piece = sp_->IdToPiece(i);
+  static const std::string kSpaceMark = "\xE2\x96\x81";  // U+2581, SentencePiece's escaped space
+  int64_t bytes = static_cast<int64_t>(piece.size());
+  for (size_t at = piece.find(kSpaceMark); at != std::string::npos; at = piece.find(kSpaceMark, at + kSpaceMark.size())) {
+    bytes -= static_cast<int64_t>(kSpaceMark.size()) - 1;
+  }
+  return bytes;
+}
+
 std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::vector<int> narrow;
   narrow.reserve(ids.size());

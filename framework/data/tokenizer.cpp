@@ -9,6 +9,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/files.h"
+#include "data/sha256.h"
 #include "results/run_log.h"
 
 namespace attnlab::data {
@@ -128,6 +130,14 @@ std::vector<int64_t> CharTokenizer::encode(const std::string& text) const {
   return ids;
 }
 
+int64_t CharTokenizer::token_bytes(int64_t id) const {
+  if (id < 0 || id >= vocab_size()) throw Error(fmt::format("char tokenizer: id {} is out of range", id));
+  if (id == 0) return 1;
+  std::string utf8;
+  append_utf8(utf8, code_points_[static_cast<size_t>(id - 1)]);
+  return static_cast<int64_t>(utf8.size());
+}
+
 std::string CharTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string out;
   out.reserve(ids.size());
@@ -160,6 +170,29 @@ std::shared_ptr<const Tokenizer> open_tokenizer(const std::string& kind, const s
   if (kind == "sentencepiece") return std::make_shared<SentencePieceTokenizer>(dir / kSentencePieceModelFile);
   throw_user_error("data.tokenizer", "", fmt::format("unknown tokenizer '{}' (expected byte, char or sentencepiece)",
                                                      kind));
+}
+
+std::string tokenizer_file_name(const std::string& kind) {
+  if (kind == "char") return kCharVocabFile;
+  if (kind == "sentencepiece") return kSentencePieceModelFile;
+  return "";
+}
+
+std::string tokenizer_hash(const std::string& kind, const std::filesystem::path& dir) {
+  const std::string file = tokenizer_file_name(kind);
+  if (file.empty()) return sha256_hex(kind);
+  auto bytes = read_file(dir / file);
+  if (!bytes) throw Error(fmt::format("cannot read the tokenizer file {}", (dir / file).string()));
+  return sha256_hex(*bytes);
+}
+
+void copy_tokenizer(const std::string& kind, const std::filesystem::path& from, const std::filesystem::path& to) {
+  const std::string file = tokenizer_file_name(kind);
+  std::filesystem::create_directories(to);
+  if (file.empty()) return;
+  auto bytes = read_file(from / file);
+  if (!bytes) throw Error(fmt::format("cannot read the tokenizer file {}", (from / file).string()));
+  results::atomic_write_text(to / file, *bytes);
 }
 
 }  // namespace attnlab::data

@@ -23,6 +23,7 @@ class ByteTokenizer final : public Tokenizer {
   int64_t vocab_size() const override { return 256; }
   std::vector<int64_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids) const override;
+  int64_t token_bytes(int64_t) const override { return 1; }
 };
 
 // One id per Unicode code point seen in the training text, plus id 0 for
@@ -38,6 +39,9 @@ class CharTokenizer final : public Tokenizer {
   int64_t vocab_size() const override { return static_cast<int64_t>(code_points_.size()) + 1; }
   std::vector<int64_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids) const override;
+  // The code point's UTF-8 length. <unk> stood for 1 to 4 bytes that the id
+  // no longer tells; it counts as 1, so it can only overstate bits per byte.
+  int64_t token_bytes(int64_t id) const override;
 
  private:
   std::vector<char32_t> code_points_;  // sorted; id = index + 1
@@ -59,6 +63,9 @@ class SentencePieceTokenizer final : public Tokenizer {
   int64_t vocab_size() const override;
   std::vector<int64_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids) const override;
+  // A byte-fallback piece is one byte; a text piece its UTF-8 length with
+  // the whitespace mark U+2581 counted as the one-byte space it replaced.
+  int64_t token_bytes(int64_t id) const override;
 
  private:
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
@@ -74,5 +81,13 @@ std::shared_ptr<const Tokenizer> train_tokenizer(const std::string& kind, int64_
                                                  const std::string& train_text, const std::filesystem::path& dir);
 // Reads back a tokenizer that train_tokenizer() saved into `dir`.
 std::shared_ptr<const Tokenizer> open_tokenizer(const std::string& kind, const std::filesystem::path& dir);
+
+// The file a tokenizer kind saves: vocab.txt, tokenizer.model, or "" for byte.
+std::string tokenizer_file_name(const std::string& kind);
+// sha256 of the saved file in `dir` ("byte", which has none: sha256 of the
+// text "byte"). Error when the file cannot be read.
+std::string tokenizer_hash(const std::string& kind, const std::filesystem::path& dir);
+// Copies the saved file of `kind` from one directory into another (atomically).
+void copy_tokenizer(const std::string& kind, const std::filesystem::path& from, const std::filesystem::path& to);
 
 }  // namespace attnlab::data

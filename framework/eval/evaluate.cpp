@@ -12,12 +12,17 @@
 namespace attnlab::eval {
 
 EvalResult evaluate(model::TransformerLM& model, const Batches& batches, torch::Device device,
-                    torch::ScalarType dtype, double bytes_per_token) {
+                    torch::ScalarType dtype, const data::Tokenizer& tokenizer) {
+  // Bytes per id once, then a gather per batch.
+  std::vector<int64_t> bytes_of_id(static_cast<size_t>(tokenizer.vocab_size()));
+  for (size_t id = 0; id < bytes_of_id.size(); ++id) bytes_of_id[id] = tokenizer.token_bytes(static_cast<int64_t>(id));
+  const auto bytes_V = torch::tensor(bytes_of_id, torch::kInt64);
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
   double total_nats = 0.0;
   int64_t total_tokens = 0, total_correct = 0;
+  int64_t total_bytes = 0;
   for (const auto& [inputs_BT, targets_BT] : batches) {
     AutocastScope autocast(device.type(), dtype);
     auto logits_BTV = model->forward(inputs_BT.to(device));
@@ -31,6 +36,7 @@ EvalResult evaluate(model::TransformerLM& model, const Batches& batches, torch::
     total_nats += nats.item<double>();
     total_tokens += scored.sum().item<int64_t>();
     total_correct += (logits_BTV.reshape({-1, logits_BTV.size(-1)}).argmax(-1).eq(targets) & scored).sum().item<int64_t>();
+    total_bytes += bytes_V.index_select(0, targets.masked_select(scored).to(torch::kCPU)).sum().item<int64_t>();
   }
   if (was_training) model->train();
   EvalResult r;
@@ -38,7 +44,8 @@ EvalResult evaluate(model::TransformerLM& model, const Batches& batches, torch::
   r.loss = total_tokens > 0 ? total_nats / static_cast<double>(total_tokens) : 0.0;
   r.ppl = std::exp(r.loss);
   r.accuracy = total_tokens > 0 ? static_cast<double>(total_correct) / static_cast<double>(total_tokens) : 0.0;
-  r.bits_per_byte = r.loss / std::numbers::ln2 / bytes_per_token;
+  r.bytes = total_bytes;
+  r.bits_per_byte = total_bytes > 0 ? total_nats / std::numbers::ln2 / static_cast<double>(total_bytes) : 0.0;
   return r;
 }
 

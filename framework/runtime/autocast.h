@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/autocast_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 namespace attnlab {
 
@@ -31,6 +32,20 @@ class AutocastScope {
   bool active_;
   bool previous_enabled_ = false;
   c10::ScalarType previous_dtype_ = c10::kFloat;
+};
+
+// Inside an AutocastOff, autocast does not apply on this thread: every op
+// computes in its inputs' dtype. The fp32 reference paths (math attention,
+// MLA's absorbed contraction) cast to fp32 and compute under one, since
+// autocast would otherwise run their matmuls in bf16 again.
+class AutocastOff {
+ public:
+  AutocastOff() : guard_(c10::autocast_dispatch_keyset) {}
+  AutocastOff(const AutocastOff&) = delete;
+  AutocastOff& operator=(const AutocastOff&) = delete;
+
+ private:
+  c10::impl::ExcludeDispatchKeyGuard guard_;
 };
 
 }  // namespace attnlab

@@ -23,6 +23,30 @@ std::vector<fs::path> list_checkpoints(const fs::path& dir) {
   std::sort(out.begin(), out.end());  // zero-padded step numbers sort by name
   return out;
 }
+
+// Module::load() would adopt the saved tensors' storage, and with a dtype
+// other than the parameter's it reinterprets the bytes; copying each saved
+// tensor into the existing parameter converts dtype and device instead.
+// The archive layout is Module::save()'s: tensors by name, one nested
+// archive per child module.
+void copy_into(torch::nn::Module& module, torch::serialize::InputArchive& archive) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.named_parameters(/*recurse=*/false)) {
+    torch::Tensor saved;
+    archive.read(p.key(), saved);
+    p.value().copy_(saved);
+  }
+  for (auto& b : module.named_buffers(/*recurse=*/false)) {
+    torch::Tensor saved;
+    archive.read(b.key(), saved, /*is_buffer=*/true);
+    b.value().copy_(saved);
+  }
+  for (auto& child : module.named_children()) {
+    torch::serialize::InputArchive child_archive;
+    archive.read(child.key(), child_archive);
+    copy_into(*child.value(), child_archive);
+  }
+}
 }  // namespace
 
 fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
@@ -61,8 +85,10 @@ std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
 
 CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
   torch::serialize::InputArchive archive, model_archive, optim_archive;
+  const auto params = model.parameters();
+  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
   try {
-    archive.load_from(path.string());
+    archive.load_from(path.string(), device);
     archive.read("model", model_archive);
     archive.read("optimizer", optim_archive);
     model.load(model_archive);
@@ -81,12 +107,15 @@ CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& model, 
   }
 }
 
-void load_model_weights(const fs::path& path, torch::nn::Module& model) {
+void load_model_weights(const fs::path& path, torch::nn::Module& model, torch::Device device,
+                        torch::ScalarType dtype) {
   torch::serialize::InputArchive archive, model_archive;
   try {
-    archive.load_from(path.string());
+    // Mapping at read time is what lets a CUDA checkpoint open without CUDA.
+    model.to(device, dtype);
+    archive.load_from(path.string(), device);
     archive.read("model", model_archive);
-    model.load(model_archive);
+    copy_into(model, model_archive);
   } catch (const c10::Error& e) {
     throw UserError(fmt::format("cannot load weights from {}: {}", path.string(), e.what_without_backtrace()));
   }

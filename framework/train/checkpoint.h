@@ -26,11 +26,16 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, torc
 // The newest checkpoint in <run_dir>/checkpoints, if any.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
 
-// Restores model and optimizer (already constructed with the same shapes) and returns the state.
+// Restores model and optimizer (already constructed with the same shapes) and
+// returns the state. Tensors land on the device the model's parameters are on,
+// wherever they were saved from.
 CheckpointState load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model,
                                 torch::optim::Optimizer& optimizer);
 
-// Restores only the model's weights (for evaluation and generation).
-void load_model_weights(const std::filesystem::path& path, torch::nn::Module& model);
+// Restores only the model's weights (for evaluation and generation), mapped to
+// `device` and `dtype` whatever device and dtype they were saved from: a run
+// trained on a GPU loads on a CPU-only machine.
+void load_model_weights(const std::filesystem::path& path, torch::nn::Module& model, torch::Device device,
+                        torch::ScalarType dtype = torch::kFloat32);
 
 }  // namespace attnlab::train

@@ -15,18 +15,21 @@
 #include <cmath>
 #include <ctime>
 #include <limits>
+#include <optional>
 
 #include "core/error.h"
 #include "core/files.h"
 #include "core/progress.h"
 #include "data/dataset.h"
 #include "data/synthetic.h"
+#include "data/tokenizer.h"
 #include "eval/evaluate.h"
 #include "model/transformer.h"
 #include "results/run_log.h"
 #include "runtime/autocast.h"
 #include "runtime/device.h"
 #include "train/checkpoint.h"
+#include "train/mfu.h"
 #include "train/model_info.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
@@ -72,6 +75,36 @@ void remove_previous_run(const fs::path& run_dir) {
     fs::remove(run_dir / name);
   }
   fs::remove_all(run_dir / "checkpoints");
+  fs::remove_all(run_dir / "tokenizer");
+}
+
+// The run keeps its own copy of the tokenizer, so `eval` and `generate` use
+// exactly the one it was trained with, and records what it trained on.
+void save_data_provenance(RunLog& log, const fs::path& run_dir, const RunConfig& cfg, const data::Dataset& ds) {
+  if (cfg.data.kind == "synthetic") {  // generated from the config and the seed: nothing to hash or copy
+    log.set_attr("/data", "corpus", ds.name);
+    log.set_attr("/data", "tokenizer", ds.tokenizer->name());
+    log.set_attr("/data", "tokenizer_vocab_size", ds.tokenizer->vocab_size());
+    return;
+  }
+  data::copy_tokenizer(cfg.data.tokenizer, ds.tokens_dir, run_dir / "tokenizer");
+  log.set_attr("/data", "corpus", ds.name);
+  log.set_attr("/data", "corpus_sha256", ds.corpus_sha256);
+  log.set_attr("/data", "tokenizer", ds.tokenizer->name());
+  log.set_attr("/data", "tokenizer_vocab_size", ds.tokenizer->vocab_size());
+  log.set_attr("/data", "tokenizer_sha256", data::tokenizer_hash(cfg.data.tokenizer, run_dir / "tokenizer"));
+}
+
+// A resumed run must see the same tokenizer it started with.
+void check_same_tokenizer(const RunLog& log, const fs::path& run_dir, const data::Dataset& ds) {
+  const auto* recorded = log.attr("/data", "tokenizer_sha256");
+  if (recorded == nullptr) return;  // written before runs recorded it
+  if (std::get<std::string>(*recorded) != ds.tokenizer_sha256) {
+    throw_user_error("data.tokenizer", "", fmt::format("{} was trained with a tokenizer (sha256 {}) other than the one "
+                                                       "prepared in {} (sha256 {}); pass --restart to start over",
+                                                       run_dir.string(), std::get<std::string>(*recorded),
+                                                       ds.tokens_dir.string(), ds.tokenizer_sha256));
+  }
 }
 
 void write_run_files(const fs::path& run_dir, const config::Composed& composed) {
@@ -90,6 +123,7 @@ void write_root_attrs(RunLog& log, const config::Composed& composed, const torch
   log.set_attr("/", "device_name", device_description(device));
   log.set_attr("/", "hostname", host_name());
   log.set_attr("/", "seed", composed.run.seed);
+  log.set_attr("/", "data_seed", composed.run.resolved_data_seed());
   log.set_attr("/", "started", utc_now());
   log.set_attr("/", "config_yaml", composed.resolved_yaml);
   log.set_attr("/", "overrides", composed.overrides_yaml);
@@ -108,6 +142,17 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
+model::TransformerLM init_model(const RunConfig& cfg, int64_t vocab_size) {
+  seed_everything(cfg.seed);
+  ModelConfig model_cfg = cfg.model;
+  model_cfg.vocab_size = vocab_size;
+  return model::TransformerLM(model_cfg);
+}
+
+data::Batcher training_batcher(const RunConfig& cfg, const data::TokenStore& train) {
+  return data::Batcher(train, cfg.train.batch_size, cfg.train.seq_len, static_cast<uint64_t>(cfg.resolved_data_seed()));
+}
+
 TrainOutcome train(const TrainRequest& request) {
   const RunConfig& cfg = request.composed.run;
   const TrainConfig& tc = cfg.train;
@@ -116,7 +161,6 @@ TrainOutcome train(const TrainRequest& request) {
   const torch::Device device = select_device(tc.device);
   const torch::ScalarType dtype = parse_dtype(tc.dtype, "train.dtype");
   if (tc.threads > 0) torch::set_num_threads(static_cast<int>(tc.threads));
-  seed_everything(cfg.seed);
   data::Dataset dataset = data::load(cfg.data);
   const bool synthetic = cfg.data.kind == "synthetic";
   for (const auto* split : {&dataset.train, &dataset.val}) {
@@ -126,9 +170,7 @@ TrainOutcome train(const TrainRequest& request) {
                                                         tc.seq_len + 1, dataset.name, split->size()));
     }
   }
-  ModelConfig model_cfg = cfg.model;
-  model_cfg.vocab_size = dataset.tokenizer->vocab_size();
-  model::TransformerLM model(model_cfg);
+  model::TransformerLM model = init_model(cfg, dataset.tokenizer->vocab_size());
   model->to(device);
   auto optimizer = make_adamw(*model, cfg.optim);
 
@@ -167,11 +209,13 @@ TrainOutcome train(const TrainRequest& request) {
   if (checkpoint && fs::exists(run_file)) {
     state = load_checkpoint(*checkpoint, *model, *optimizer);
     log = RunLog::load(run_file);
+    check_same_tokenizer(log, request.run_dir, dataset);
     log.truncate_after(state.step);
     log.add_event({state.step, "resume", fmt::format("resumed from {}", checkpoint->filename().string())});
   } else {
     write_root_attrs(log, request.composed, device);
     write_model_attrs(log, *model, cfg);
+    save_data_provenance(log, request.run_dir, cfg, dataset);
     log.add_event({0, "start", fmt::format("training on {}", device_description(device))});
   }
   set_status(log, "running", state.step);
@@ -179,17 +223,17 @@ TrainOutcome train(const TrainRequest& request) {
 
   // Training windows from the corpus, or generated sequences of a synthetic task.
   const auto spec = data::SyntheticSpec::from(cfg.data, tc.seq_len);
+  const auto data_seed = static_cast<uint64_t>(cfg.resolved_data_seed());
   using AnyBatcher = std::variant<data::Batcher, data::SyntheticBatcher>;
-  AnyBatcher batcher = synthetic ? AnyBatcher{data::SyntheticBatcher(spec, tc.batch_size, static_cast<uint64_t>(cfg.seed))}
-                                 : AnyBatcher{data::Batcher(dataset.train, tc.batch_size, tc.seq_len,
-                                                            static_cast<uint64_t>(cfg.seed))};
+  AnyBatcher batcher = synthetic ? AnyBatcher{data::SyntheticBatcher(spec, tc.batch_size, data_seed)}
+                                 : AnyBatcher{training_batcher(cfg, dataset.train)};
   std::visit([&](auto& b) { b.set_state(state.batcher_draws); }, batcher);
   const eval::Batches val_batches =
-      synthetic ? data::synthetic_validation(spec, tc.eval_batches, tc.batch_size, static_cast<uint64_t>(cfg.seed))
+      synthetic ? data::synthetic_validation(spec, tc.eval_batches, tc.batch_size, data_seed)
                 : data::validation_batches(dataset.val, tc.eval_batches, tc.batch_size, tc.seq_len);
 
   auto run_eval = [&](int64_t step) {
-    auto r = eval::evaluate(model, val_batches, device, dtype, dataset.val_bytes_per_token);
+    auto r = eval::evaluate(model, val_batches, device, dtype, *dataset.tokenizer);
     std::map<std::string, double> row{{"step", static_cast<double>(step)},
                                       {"tokens", static_cast<double>(state.tokens_seen)},
                                       {"val_loss", r.loss},
@@ -214,6 +258,11 @@ TrainOutcome train(const TrainRequest& request) {
   std::vector<double> step_ms;
   int64_t steps_this_process = 0;
   const int64_t tokens_per_step = tc.batch_size * tc.seq_len * tc.grad_accum;
+  // MFU needs the device's peak; without one (a CPU, a GPU not in the table,
+  // no train.peak_tflops) it is not reported at all rather than guessed.
+  const double flops_per_token = model_flops_per_token(*model, tc.seq_len);
+  const std::optional<double> peak = peak_tflops(device_description(device), dtype, tc.peak_tflops);
+  auto mfu_of = [&](double tokens_per_s) { return tokens_per_s * flops_per_token / (*peak * 1e12); };
   auto window_start = std::chrono::steady_clock::now();
   int64_t window_tokens = 0;
   std::string last_val = "-";
@@ -272,7 +321,11 @@ TrainOutcome train(const TrainRequest& request) {
       if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || state.step == tc.steps) {
         last_val = fmt::format("{:.3f}", run_eval(state.step).loss);
       }
-      if (request.show_progress) progress.update(state.step, fmt::format("loss {:.3f} | val {} | {:.0f} ms/step", loss, last_val, ms));
+      if (request.show_progress) {
+        const double tok_s = static_cast<double>(tokens_per_step) / (ms / 1000.0);
+        progress.update(state.step, fmt::format("loss {:.3f} | val {} | {:.0f} ms/step | {:.0f} tok/s{}", loss, last_val,
+                                                ms, tok_s, peak ? fmt::format(" | MFU {:.1f}%", 100.0 * mfu_of(tok_s)) : ""));
+      }
 
       ++steps_this_process;
       const bool stop_here = request.stop_after > 0 && steps_this_process >= request.stop_after && state.step < tc.steps;
@@ -308,6 +361,13 @@ TrainOutcome train(const TrainRequest& request) {
     log.set_attr("/summary", "train_seconds", state.train_seconds);
     log.set_attr("/summary", "tokens_seen", state.tokens_seen);
     log.set_attr("/summary", "ms_per_step_median", outcome.ms_per_step);
+    const double tokens_per_s = outcome.ms_per_step > 0 ? static_cast<double>(tokens_per_step) / (outcome.ms_per_step / 1000.0) : 0.0;
+    log.set_attr("/summary", "tokens_per_s", tokens_per_s);
+    log.set_attr("/summary", "flops_per_token", flops_per_token);
+    if (peak) {
+      log.set_attr("/summary", "peak_tflops", *peak);
+      log.set_attr("/summary", "mfu", mfu_of(tokens_per_s));
+    }
     log.set_attr("/", "finished", utc_now());
     log.add_event({state.step, "complete", ""});
     checkpoint_and_commit("complete");

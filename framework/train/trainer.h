@@ -9,6 +9,8 @@
 #include <string>
 
 #include "config/compose.h"
+#include "data/dataset.h"
+#include "model/transformer.h"
 
 namespace attnlab::train {
 
@@ -28,6 +30,12 @@ struct TrainOutcome {
   double ms_per_step = 0.0;         // median over this process's steps
   std::filesystem::path run_file;
 };
+
+// The model as a run starts it: initialised from `seed` alone, so changing
+// data_seed never changes the initial weights.
+model::TransformerLM init_model(const RunConfig& cfg, int64_t vocab_size);
+// The training batch stream: ordered by data_seed alone (seed when -1).
+data::Batcher training_batcher(const RunConfig& cfg, const data::TokenStore& train);
 
 // Trains (or resumes, or skips) the run. UserError for bad input before
 // anything is written; a crash mid-run marks run.h5 "failed" and rethrows.

@@ -60,7 +60,7 @@ TEST_CASE("50 steps on the KJV lower validation loss by more than 1.5 nats", "[t
   model::TransformerLM untrained(model_cfg);
   auto val = data::validation_batches(dataset.val, c.run.train.eval_batches, c.run.train.batch_size,
                                       c.run.train.seq_len);
-  const double initial = eval::evaluate(untrained, val, torch::kCPU, torch::kFloat32, 1.0).loss;
+  const double initial = eval::evaluate(untrained, val, torch::kCPU, torch::kFloat32, *dataset.tokenizer).loss;
   CHECK(initial > 5.0);  // about ln(256) = 5.55 for a fresh byte-level model
 
   auto outcome = run(c, tmp.path / "run");

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "runtime/autocast.h"
 
 #include <limits>
 
@@ -47,6 +48,7 @@ torch::Tensor math_attention(const torch::Tensor& q_BHTE, const torch::Tensor& k
                              const torch::Tensor& v_BKSF, double scale, const torch::Tensor& bias_HTS) {
   const int64_t h = q_BHTE.size(1), k = k_BKSE.size(1), t = q_BHTE.size(2), s = k_BKSE.size(2);
   const auto ct = accumulation_dtype(q_BHTE.scalar_type());
+  AutocastOff fp32_reference;  // really in ct under bf16 autocast, then cast back below
   // Group the query heads by the kv head they read: [B, K, H/K * T, E], so
   // no copy of k or v is made for GQA/MQA.
   auto q = q_BHTE.to(ct).reshape({q_BHTE.size(0), k, (h / k) * t, q_BHTE.size(3)});

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/attention/inner.h"
+#include "runtime/autocast.h"
 
 namespace attnlab::model {
 
@@ -161,6 +162,7 @@ torch::Tensor LatentAttention::absorbed(const torch::Tensor& q_nope_BHTN, const 
   // Everything below accumulates in fp32 (fp64 for fp64 models): an fp16/bf16
   // absorbed query loses the precision the latent contraction needs.
   const auto ct = accumulation_dtype(q_nope_BHTN.scalar_type());
+  AutocastOff in_ct;  // autocast would run the einsums below in bf16 again
   auto w_HXC = wkv_b->weight.to(ct).view({o.n_heads, o.nope_dim + o.v_dim, o.kv_rank});
   auto w_uk_HNC = w_HXC.narrow(1, 0, o.nope_dim);
   auto w_uv_HFC = w_HXC.narrow(1, o.nope_dim, o.v_dim);
