@@ -149,20 +149,49 @@ std::string kv_report(const ModelConfig& config, int64_t context_len) {
   return format_kv_table(kv_table(config)) + "\n" + format_decode_costs(mla_decode_costs(config, context_len), context_len);
 }
 
+DeepseekV2Check deepseek_v2_check() {
+  // Per-layer elements come from each variant's own cache layout, so a change
+  // to MLA's or MHA's layout shows up here against the paper's figures.
+  const auto per_layer = [](const ModelConfig& c) {
+    return attention_entry(c.attention.kind).layout(c).elements_per_token();
+  };
+  const auto mha = [](int64_t n_layers, int64_t n_heads, int64_t head_dim) {
+    ModelConfig c;
+    c.n_layers = n_layers;
+    c.n_heads = n_heads;
+    c.head_dim = head_dim;
+    c.d_model = n_heads * head_dim;
+    c.attention.kind = "mha";
+    return c;
+  };
+  const auto v2 = deepseek_v2_config();
+  auto small = v2;  // the 27-layer model keeps the same latent (d_c = 512, d_r = 64)
+  small.n_layers = 27;
+  DeepseekV2Check r;
+  r.mla_per_layer = per_layer(v2);
+  r.mla_60_layers = per_layer(v2) * v2.n_layers;
+  r.mla_27_layers = per_layer(small) * small.n_layers;
+  // The paper's MHA baselines (Appendix D.2): n_h*d_h = 7168 (56 heads of 128)
+  // for the large model, 16 heads of 128 for the small MoE model.
+  const auto large_mha = mha(60, 56, 128), small_mha = mha(27, 16, 128);
+  r.mha_60_baseline = per_layer(large_mha) * large_mha.n_layers;
+  r.mha_27_baseline = per_layer(small_mha) * small_mha.n_layers;
+  r.mha128_over_mla =
+      static_cast<double>(per_layer(mha(1, 128, 128))) / static_cast<double>(r.mla_per_layer);
+  return r;
+}
+
 std::string deepseek_v2_report(int64_t context_len) {
-  auto c = deepseek_v2_config();
+  const auto c = deepseek_v2_config();
+  const auto k = deepseek_v2_check();
   std::string out = format_kv_table(kv_table(c)) + "\n";
-  auto mla = attention_entry("mla").layout(c).elements_per_token();
-  // The paper's MHA baselines (Appendix D.2): 16 heads of 128 for the small
-  // MoE model (27 layers), n_h·d_h = 7168 for the large one (60 layers).
-  const int64_t small_mha = 2 * 16 * 128 * 27, large_mha = 2 * 7168 * 60;
   out += "DeepSeek-V2 paper check (elements per token):\n";
-  out += fmt::format("  MLA per layer:           {:>8}   paper 576\n", mla);
+  out += fmt::format("  MLA per layer:           {:>8}   paper 576\n", k.mla_per_layer);
   out += fmt::format("  MLA, 60 layers:          {:>8}   paper 34.6K   (MHA baseline {}, paper 860.2K)\n",
-                     short_count(60 * mla), short_count(large_mha));
+                     short_count(k.mla_60_layers), short_count(k.mha_60_baseline));
   out += fmt::format("  MLA, 27 layers:          {:>8}   paper 15.6K   (MHA baseline {}, paper 110.6K)\n",
-                     short_count(27 * mla), short_count(small_mha));
-  out += fmt::format("  MHA 128x128 / MLA:       {:>8.1f}x  paper 57x\n", 2.0 * 128 * 128 / static_cast<double>(mla));
+                     short_count(k.mla_27_layers), short_count(k.mha_27_baseline));
+  out += fmt::format("  MHA 128x128 / MLA:       {:>8.1f}x  paper 57x\n", k.mha128_over_mla);
   out += "\n" + format_decode_costs(mla_decode_costs(c, context_len), context_len);
   return out;
 }

@@ -55,9 +55,20 @@ std::string format_kv_table(const KvTable& table);
 std::string format_decode_costs(const std::vector<DecodeCost>& costs, int64_t context_len);
 // The whole `attnlab kv` report for a config.
 std::string kv_report(const ModelConfig& config, int64_t context_len = 4096);
-// `attnlab kv --preset deepseek-v2`: the table, the paper's figures beside
-// ours (576 per layer; 34.6K / 15.6K per token for 60 / 27 layers against
-// MHA's 860.2K / 110.6K; 57x against 128 heads of 128), and decode costs.
+// The DeepSeek-V2 paper's KV-cache figures, computed from our cache layouts
+// (elements per token); the paper prints 576, 34.6K, 15.6K, 860.2K, 110.6K, 57x.
+struct DeepseekV2Check {
+  int64_t mla_per_layer;     // ckv + krope of one layer (paper: 576)
+  int64_t mla_60_layers;     // DeepSeek-V2 (paper: 34.6K)
+  int64_t mla_27_layers;     // the small MoE model of Appendix D.2 (paper: 15.6K)
+  int64_t mha_60_baseline;   // MHA with n_h*d_h = 7168 over 60 layers (paper: 860.2K)
+  int64_t mha_27_baseline;   // MHA with 16 heads of 128 over 27 layers (paper: 110.6K)
+  double mha128_over_mla;    // MHA with 128 heads of 128 per layer / MLA per layer (paper: 57x)
+};
+DeepseekV2Check deepseek_v2_check();
+
+// `attnlab kv --preset deepseek-v2`: the table, deepseek_v2_check() beside the
+// paper's figures, and decode costs.
 std::string deepseek_v2_report(int64_t context_len = 4096);
 
 // "34.6K", "860.2K", "576": elements the way the paper prints them.

@@ -48,7 +48,18 @@ std::vector<torch::Tensor> LayerCache::append(const std::vector<torch::Tensor>& 
   if (new_parts.size() != storage_.size())
     throw Error(fmt::format("cache append: {} parts given, layout {} has {}", new_parts.size(),
                             layout_.describe(), storage_.size()));
-  const int64_t t = new_parts.front().size(1);
+  const int64_t t = new_parts.front().dim() >= 2 ? new_parts.front().size(1) : 0;
+  // copy_ would broadcast a [B, T, 1, E] part into k[K, E] without a word, so
+  // every part must be exactly [B, T, shape...].
+  for (size_t i = 0; i < storage_.size(); ++i) {
+    const auto& part = layout_.parts[i];
+    std::vector<int64_t> expected{batch_, t};
+    expected.insert(expected.end(), part.shape.begin(), part.shape.end());
+    if (new_parts[i].sizes() != c10::IntArrayRef(expected))
+      throw Error(fmt::format("cache append: part '{}' must be [{}] (batch, new tokens, {}[{}]), got [{}]", part.name,
+                              fmt::join(expected, ","), part.name, fmt::join(part.shape, ","),
+                              fmt::join(new_parts[i].sizes(), ",")));
+  }
   if (length_ + t > max_len_)
     throw UserError(fmt::format("KV cache full: {} cached + {} new tokens exceed its max length {}",
                                 length_, t, max_len_));

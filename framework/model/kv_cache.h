@@ -38,7 +38,8 @@ class LayerCache {
 
   // Stores T new tokens (part i is [B, T, shape_i...], in layout order, any
   // dtype: it is cast to the cache dtype), advances length() by T and returns
-  // views [B, length(), shape_i...] of everything cached so far.
+  // views [B, length(), shape_i...] of everything cached so far. A part of any
+  // other shape (broadcastable or not) is an Error naming it.
   std::vector<torch::Tensor> append(const std::vector<torch::Tensor>& new_parts);
 
   const CacheLayout& layout() const { return layout_; }

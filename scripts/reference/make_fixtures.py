@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Golden fixtures for attnlab's model tests: a small, independent PyTorch
-reference of RoPE with YaRN, grouped-query attention and MLA (naive and
-absorbed), in fp64 with fixed seeds. Writes tests/fixtures/model_golden.txt.
+reference of RoPE with YaRN and grouped-query attention, and MLA through HF
+transformers' DeepseekV3Attention (8 rotary pairs, YaRN with DeepSeek's mscale
+and mscale_all_dim), in fp64 with fixed seeds. Writes
+tests/fixtures/model_golden.txt. Needs transformers at generation time only.
 
 Format (version 1), plain text so the C++ side needs no dependency:
     attnlab-fixture 1
@@ -70,6 +72,63 @@ def rms(x, w, eps=1e-6):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
+def hf_mla(w, x, D, H, N, R, V, C, theta, factor, orig, mscale, mscale_all_dim, inv, rot, soft):
+    """x through HF's DeepseekV3Attention (rotate-half RoPE, rope_interleave off),
+    in fp64. HF computes the rotary table and RMSNorm in fp32, so the table is
+    built here in fp64 from our fp64 YaRN, after checking it against HF's
+    _compute_yarn_parameters, and the norm runs in fp64 with HF's formula."""
+    from transformers import DeepseekV3Config
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    from transformers.models.deepseek_v3 import modeling_deepseek_v3 as ds
+
+    T = x.shape[1]
+    rope_params = {"rope_type": "yarn", "rope_theta": theta, "factor": factor, "original_max_position_embeddings": orig,
+            "beta_fast": 32.0, "beta_slow": 1.0, "mscale": mscale, "mscale_all_dim": mscale_all_dim}
+    cfg = DeepseekV3Config(hidden_size=D, num_attention_heads=H, num_key_value_heads=H, q_lora_rank=None,
+                           kv_lora_rank=C, qk_nope_head_dim=N, qk_rope_head_dim=R, v_head_dim=V,
+                           head_dim=R, rope_interleave=False, attention_bias=False,
+                           max_position_embeddings=orig * int(factor), rope_parameters=rope_params)
+    cfg._attn_implementation = "sdpa"  # eager runs its softmax in fp32
+    hf_inv, hf_rot = ROPE_INIT_FUNCTIONS["yarn"](cfg, "cpu")
+    assert len(hf_inv) == R // 2 >= 8 and torch.allclose(hf_inv.double(), inv, rtol=1e-6), (hf_inv, inv)
+    assert abs(hf_rot - rot) < 1e-6 and rot != 1.0, (hf_rot, rot)
+    ratio = (inv * theta ** (torch.arange(0, R, 2) / R)).tolist()
+    assert ratio[0] > 0.9999 and ratio[-1] < 1 / factor * 1.0001 and any(1 / factor * 1.0001 < r < 0.9999 for r in ratio)
+
+    attn = ds.DeepseekV3Attention(cfg, layer_idx=0).double().eval()
+    assert attn.scaling != (N + R) ** -0.5  # mscale_all_dim reached the softmax scale
+
+    class Fp64RMSNorm(torch.nn.Module):
+        def __init__(self, weight, eps):
+            super().__init__()
+            self.weight, self.eps = weight, eps
+
+        def forward(self, h):
+            return self.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps))
+
+    attn.kv_a_layernorm = Fp64RMSNorm(w["kv_norm"], attn.kv_a_layernorm.variance_epsilon)
+    with torch.no_grad():
+        attn.q_proj.weight.copy_(w["wq"])
+        attn.kv_a_proj_with_mqa.weight.copy_(w["wkv_a"])
+        attn.kv_b_proj.weight.copy_(w["wkv_b"])
+        attn.o_proj.weight.copy_(w["wo"])
+        ang = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+        emb = torch.cat([ang, ang], -1)[None]
+        mask = torch.zeros(1, 1, T, T).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+        out, _ = attn(x, (emb.cos() * rot, emb.sin() * rot), mask)
+    # Our own naive formula in fp64 must agree: guards against misusing HF's module.
+    q = (x @ w["wq"].T).view(1, T, H, N + R).transpose(1, 2)
+    kv = x @ w["wkv_a"].T
+    ckv = rms(kv[..., :C], w["kv_norm"])
+    k_pe = rope(kv[..., C:].unsqueeze(1), 0, inv, rot).expand(1, H, T, R)
+    up = (ckv @ w["wkv_b"].T).view(1, T, H, N + V).transpose(1, 2)
+    k = torch.cat([up[..., :N], k_pe], -1)
+    ours = attend(torch.cat([q[..., :N], rope(q[..., N:], 0, inv, rot)], -1), k, up[..., N:],
+                  soft / math.sqrt(N + R)).transpose(1, 2).reshape(1, T, H * V) @ w["wo"].T
+    assert (ours - out).abs().max() < 1e-12, (ours - out).abs().max()
+    return out
+
+
 def main():
     torch.manual_seed(1234)
     fx = {}
@@ -95,11 +154,14 @@ def main():
         fx[f"gqa.{n}.weight"] = t
     fx["gqa.x"], fx["gqa.out"] = x, o
 
-    # --- MLA: D=8, H=2, d_n=4, d_r=2, d_v=3, d_c=6, no query compression, T=5 ----------
-    # DeepSeek's YaRN convention: mscale = mscale_all_dim, so cos/sin are
-    # untouched and the softmax scale carries mscale^2.
-    D, H, N, R, V, C, T = 8, 2, 4, 2, 3, 6, 5
-    inv, rot, soft = yarn(R, 10000.0, 4.0, 16, 32.0, 1.0, 0.707, 0.707)
+    # --- MLA through HF transformers' DeepseekV3Attention ---------------------------
+    # D=8, H=2, d_n=4, d_r=16 (8 rotary pairs), d_v=3, d_c=6, no query compression,
+    # T=5. YaRN factor 4 over an original length of 4096, so the ramp is partial:
+    # pairs 0-1 extrapolate, 2-5 blend, 6-7 interpolate. mscale and mscale_all_dim
+    # differ, so both the cos/sin factor and the softmax factor are exercised.
+    D, H, N, R, V, C, T = 8, 2, 4, 16, 3, 6, 5
+    theta, factor, orig, mscale, mscale_all_dim = 10000.0, 4.0, 4096, 1.0, 0.707
+    inv, rot, soft = yarn(R, theta, factor, orig, 32.0, 1.0, mscale, mscale_all_dim)
     w = {
         "wq": rounded(torch.randn(H * (N + R), D) * 0.3),
         "wkv_a": rounded(torch.randn(C + R, D) * 0.3),
@@ -108,26 +170,8 @@ def main():
         "wo": rounded(torch.randn(D, H * V) * 0.3),
     }
     x = rounded(torch.randn(1, T, D))
-    scale = soft / math.sqrt(N + R)  # never 1/sqrt(C + R)
-    q = (x @ w["wq"].T).view(1, T, H, N + R).transpose(1, 2)
-    q_nope, q_pe = q[..., :N], rope(q[..., N:], 0, inv, rot)
-    kv = x @ w["wkv_a"].T
-    ckv = rms(kv[..., :C], w["kv_norm"])                      # [1,T,C]
-    k_pe = rope(kv[..., C:].unsqueeze(1), 0, inv, rot)        # [1,1,T,R], shared by all heads
-    # naive: up-project the latent to per-head keys and values.
-    up = (ckv @ w["wkv_b"].T).view(1, T, H, N + V).transpose(1, 2)
-    k = torch.cat([up[..., :N], k_pe.expand(1, H, T, R)], -1)
-    o_naive = attend(torch.cat([q_nope, q_pe], -1), k, up[..., N:], scale)
-    # absorbed: W_UK into the query, attention over the latent, W_UV after.
-    w_ukv = w["wkv_b"].view(H, N + V, C)
-    q_lat = torch.einsum("bhtn,hnc->bhtc", q_nope, w_ukv[:, :N])
-    scores = (torch.einsum("bhtc,bsc->bhts", q_lat, ckv) + q_pe @ k_pe.transpose(-1, -2)) * scale
-    scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
-    o_lat = torch.einsum("bhts,bsc->bhtc", torch.softmax(scores, -1), ckv)
-    o_absorbed = torch.einsum("bhtc,hvc->bhtv", o_lat, w_ukv[:, N:])
-    assert (o_naive - o_absorbed).abs().max() < 1e-12, "reference naive != absorbed"
-    for name, o in [("naive", o_naive), ("absorbed", o_absorbed)]:
-        fx[f"mla.out_{name}"] = o.transpose(1, 2).reshape(1, T, H * V) @ w["wo"].T
+    o = hf_mla(w, x, D, H, N, R, V, C, theta, factor, orig, mscale, mscale_all_dim, inv, rot, soft)
+    fx["mla.out"] = o
     for n, t in w.items():
         fx[f"mla.{n}.weight"] = t
     fx["mla.x"] = x

@@ -2,12 +2,20 @@
 // it, a resumed run equals an uninterrupted one, and re-runs are safe.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <set>
+
 #include "data/dataset.h"
 #include "eval/evaluate.h"
 #include "model/transformer.h"
 #include "results/run_log.h"
 #include "runtime/device.h"
+#include "../unit/tensor_match.h"
 #include "test_support.h"
+#include "train/optimizer.h"
 #include "train/trainer.h"
 
 using namespace attnlab;
@@ -40,6 +48,37 @@ config::Composed tiny_run(const std::filesystem::path& root, int64_t steps) {
   c.resolved_yaml = "# test config, steps=" + std::to_string(steps) + "\n";
   c.overrides_yaml = "[]\n";
   return c;
+}
+
+// A run of a few steps on a small generated text file (no external data): a
+// 1-layer model of width 32, byte tokens, one thread.
+config::Composed text_run(const std::filesystem::path& root, int64_t steps) {
+  const auto corpus = root / "corpus.txt";
+  if (!std::filesystem::exists(corpus)) {
+    std::ofstream out(corpus);
+    for (int i = 0; i < 400; ++i) out << "Line " << i << ": the quick brown fox " << (i * 7919) % 1000 << " jumps.\n";
+  }
+  auto c = tiny_run(root, steps);
+  c.run.data.kind = "text";
+  c.run.data.path = corpus.string();
+  c.run.model.n_layers = 1;
+  c.run.model.d_model = 32;
+  c.run.model.max_seq_len = 32;
+  c.run.train.batch_size = 4;
+  c.run.train.seq_len = 32;
+  c.run.train.eval_every = 0;
+  c.run.train.eval_batches = 1;
+  c.run.train.log_every = 1;
+  c.resolved_yaml = "# text test config, steps=" + std::to_string(steps) + "\n";
+  return c;
+}
+
+std::vector<std::string> checkpoint_names(const std::filesystem::path& run_dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(run_dir / "checkpoints"))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 train::TrainOutcome run(const config::Composed& c, const std::filesystem::path& dir, int64_t stop_after = 0) {
@@ -119,4 +158,142 @@ TEST_CASE("re-running a complete run skips it and a different config in its dire
   changed.resolved_yaml = "# a different config\n";
   CHECK_THROWS_WITH(run(changed, dir), Catch::Contains("run.name") && Catch::Contains("different config"));
   CHECK(std::filesystem::last_write_time(dir / "run.h5") == before);
+}
+
+TEST_CASE("AdamW: matrices decay, vectors do not, and decay touches only the decay group", "[train]") {
+  auto config = test::tiny_config("mha");
+  model::TransformerLM model(config);
+  OptimConfig optim;
+  optim.lr = 0.1;
+  optim.weight_decay = 0.5;
+  auto adamw = train::make_adamw(*model, optim);
+  REQUIRE(adamw->param_groups().size() == 2);
+  const auto& decay = adamw->param_groups()[0];
+  const auto& no_decay = adamw->param_groups()[1];
+  CHECK(static_cast<const torch::optim::AdamWOptions&>(decay.options()).weight_decay() == 0.5);
+  CHECK(static_cast<const torch::optim::AdamWOptions&>(no_decay.options()).weight_decay() == 0.0);
+
+  // Every trainable parameter lands in exactly one group: weight matrices and
+  // embeddings (dim >= 2) decay, norm gains and biases (dim 1) do not.
+  std::set<const void*> in_decay, in_no_decay;
+  for (const auto& p : decay.params()) in_decay.insert(p.data_ptr());
+  for (const auto& p : no_decay.params()) in_no_decay.insert(p.data_ptr());
+  int64_t vectors = 0;
+  for (const auto& item : model->named_parameters()) {
+    const auto& p = item.value();
+    INFO(item.key() << " " << p.sizes());
+    CHECK(in_decay.count(p.data_ptr()) == (p.dim() >= 2 ? 1u : 0u));
+    CHECK(in_no_decay.count(p.data_ptr()) == (p.dim() >= 2 ? 0u : 1u));
+    if (p.dim() < 2) ++vectors;
+  }
+  CHECK(vectors > 0);  // the model has norm gains: the no-decay group is not vacuous
+  CHECK(in_decay.size() + in_no_decay.size() == model->parameters().size());
+
+  // With zero gradients Adam's update is 0, so one step is decay alone:
+  // p <- p * (1 - lr * weight_decay) in the decay group, p unchanged in the other.
+  std::vector<torch::Tensor> before;
+  for (auto& p : model->parameters()) {
+    before.push_back(p.detach().clone());
+    p.mutable_grad() = torch::zeros_like(p);
+  }
+  adamw->step();
+  size_t i = 0;
+  for (const auto& item : model->named_parameters()) {
+    const auto& p = item.value();
+    INFO(item.key());
+    const auto& b = before[i++];
+    if (p.dim() >= 2)
+      CHECK(torch::allclose(p.detach(), b * (1 - 0.1 * 0.5), 1e-6, 0));
+    else
+      CHECK(torch::equal(p.detach(), b));
+  }
+}
+
+TEST_CASE("gradient accumulation over 2 micro-batches equals one batch of both", "[train][integration]") {
+  TempDir tmp;
+  auto c = text_run(tmp.path, 1);
+  c.run.train.grad_accum = 2;
+  REQUIRE(run(c, tmp.path / "accum").status == "complete");
+  auto log = results::RunLog::load(tmp.path / "accum" / "run.h5");
+  REQUIRE(log.column("train", "loss").size() == 1);
+
+  // The same model (same seed) on the two micro-batches the trainer drew,
+  // concatenated into one batch of 8: mean loss and gradient norm.
+  seed_everything(c.run.seed);
+  auto dataset = data::load(c.run.data);
+  auto model_cfg = c.run.model;
+  model_cfg.vocab_size = dataset.tokenizer->vocab_size();
+  model::TransformerLM model(model_cfg);
+  model->train();
+  data::Batcher batcher(dataset.train, 4, 32, static_cast<uint64_t>(c.run.seed));
+  auto [x0, y0] = batcher.next();
+  auto [x1, y1] = batcher.next();
+  auto logits = model->forward(torch::cat({x0, x1}, 0));
+  auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), torch::cat({y0, y1}, 0).reshape({-1}));
+  loss.backward();
+  const double grad_norm =
+      torch::nn::utils::clip_grad_norm_(model->parameters(), std::numeric_limits<double>::infinity());
+  CHECK_THAT(log.column("train", "loss")[0], Catch::WithinRel(loss.item<double>(), 1e-5));
+  CHECK_THAT(log.column("train", "grad_norm")[0], Catch::WithinRel(grad_norm, 1e-4));
+  CHECK(log.column("train", "tokens")[0] == 2 * 4 * 32);
+}
+
+TEST_CASE("periodic checkpoints: keep the newest keep_checkpoints, resume truncates the log to the checkpoint",
+          "[train][integration]") {
+  TempDir tmp;
+  auto c = text_run(tmp.path, 12);
+  c.run.train.checkpoint_every = 4;
+  c.run.train.keep_checkpoints = 2;
+  auto straight = run(c, tmp.path / "straight");
+  REQUIRE(straight.status == "complete");
+  // Checkpoints at 4 and 8, and the final one at 12: the newest two remain.
+  CHECK(checkpoint_names(tmp.path / "straight") ==
+        std::vector<std::string>{"step-0000008.pt", "step-0000012.pt"});
+
+  // Stop at step 10, then lose the step-10 checkpoint (as a crash between the
+  // log commit and the checkpoint would): run.h5 holds rows up to step 10, the
+  // newest checkpoint is step 8.
+  const auto dir = tmp.path / "resumed";
+  REQUIRE(run(c, dir, /*stop_after=*/10).status == "interrupted");
+  CHECK(checkpoint_names(dir) == std::vector<std::string>{"step-0000008.pt", "step-0000010.pt"});
+  CHECK(results::RunLog::load(dir / "run.h5").column("train", "step").back() == 10);
+  std::filesystem::remove(dir / "checkpoints" / "step-0000010.pt");
+
+  REQUIRE(run(c, dir).status == "complete");
+  auto a = results::RunLog::load(tmp.path / "straight" / "run.h5");
+  auto b = results::RunLog::load(dir / "run.h5");
+  // Steps 9 and 10 were logged twice; truncate_after(8) dropped the first copies.
+  CHECK(b.column("train", "step") == a.column("train", "step"));
+  CHECK(b.column("train", "loss") == a.column("train", "loss"));
+  bool resumed_at_8 = false;
+  for (const auto& e : b.events()) resumed_at_8 |= e.kind == "resume" && e.step == 8;
+  CHECK(resumed_at_8);
+  CHECK(checkpoint_names(dir) == std::vector<std::string>{"step-0000008.pt", "step-0000012.pt"});
+}
+
+TEST_CASE("a run whose loss becomes non-finite stops as diverged at that step", "[train][integration]") {
+  TempDir tmp;
+  auto c = text_run(tmp.path, 10);
+  // Step 1's loss is the initial model's (finite); with this rate the weights
+  // overflow within a few updates. log_every = 1, so every finite step is
+  // logged and the run must stop at the first step whose loss is not finite.
+  c.run.optim.lr = 1e30;
+  c.run.optim.min_lr = 1e30;
+  c.run.optim.warmup_steps = 0;
+  auto outcome = run(c, tmp.path / "run");
+  CHECK(outcome.status == "diverged");
+  const int64_t k = outcome.steps;
+  CHECK(k >= 2);
+  CHECK(k < 10);
+  auto log = results::RunLog::load(tmp.path / "run" / "run.h5");
+  CHECK(std::get<std::string>(*log.attr("/", "status")) == "diverged");
+  CHECK(std::get<int64_t>(*log.attr("/", "status_step")) == k);
+  const auto steps = log.column("train", "step");
+  REQUIRE(static_cast<int64_t>(steps.size()) == k - 1);  // the non-finite step is not logged
+  for (size_t i = 0; i < steps.size(); ++i) CHECK(steps[i] == static_cast<double>(i + 1));
+  for (double loss : log.column("train", "loss")) CHECK(std::isfinite(loss));
+  bool event = false;
+  for (const auto& e : log.events()) event |= e.kind == "diverged" && e.step == k;
+  CHECK(event);
+  CHECK(log.attr("/summary", "final_val_ppl") == nullptr);
 }

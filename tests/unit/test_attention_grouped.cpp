@@ -1,7 +1,11 @@
-// Grouped-query attention: GQA with K = H is MHA and with K = 1 is MQA on the
-// same weights; K kv heads equal MHA whose k/v weights repeat per group.
+// Grouped-query attention: MHA, GQA and MQA against an attention written out
+// in plain torch ops on the module's weights; K kv heads equal MHA whose k/v
+// weights repeat per group.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "model/attention/grouped.h"
@@ -14,31 +18,65 @@ using attnlab::test::AllClose;
 using attnlab::test::tiny_config;
 
 namespace {
-void copy_weights(torch::nn::Module& from, torch::nn::Module& to) {
-  torch::NoGradGuard no_grad;
-  auto src = from.named_parameters();
-  for (auto& p : to.named_parameters()) p.value().copy_(src[p.key()]);
+
+// RoPE written out (rotate-half layout, every dim rotating, theta 10000): dim i
+// pairs with i + E/2 at angle position * theta^(-2i/E).
+torch::Tensor reference_rope(const torch::Tensor& x_BHTE, int64_t start) {
+  const int64_t t = x_BHTE.size(2), e = x_BHTE.size(3);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  auto inv_freq = torch::pow(10000.0, -torch::arange(0, e, 2, opts) / static_cast<double>(e));
+  auto angle_TP = torch::outer(torch::arange(start, start + t, opts), inv_freq);
+  auto cos = torch::cat({angle_TP.cos(), angle_TP.cos()}, -1), sin = torch::cat({angle_TP.sin(), angle_TP.sin()}, -1);
+  auto x1 = x_BHTE.narrow(-1, 0, e / 2), x2 = x_BHTE.narrow(-1, e / 2, e / 2);
+  return x_BHTE * cos + torch::cat({-x2, x1}, -1) * sin;
 }
-torch::Tensor run(Attention& a, const torch::Tensor& x, const Position& pos) {
-  AttnContext ctx{0, &pos};
-  return a.forward(x, ctx);
+
+// Grouped attention from plain torch ops in float64, on the module's weights:
+// projections, kv head g serving query heads g*H/K .. (g+1)*H/K - 1, causal
+// softmax(q k^T / sqrt(E)) v, output projection.
+torch::Tensor reference_attention(GroupedAttention& m, const torch::Tensor& x_BTD, bool rope, int64_t start) {
+  const auto& o = m.options();
+  const int64_t b = x_BTD.size(0), t = x_BTD.size(1), h = o.n_heads, k = o.n_kv_heads, e = o.head_dim;
+  auto x = x_BTD.to(torch::kFloat64);
+  auto w = [](const torch::nn::Linear& l) { return l->weight.detach().to(torch::kFloat64); };
+  auto q = torch::matmul(x, w(m.wq).t()).view({b, t, h, e}).transpose(1, 2);
+  auto kk = torch::matmul(x, w(m.wk).t()).view({b, t, k, e}).transpose(1, 2);
+  auto v = torch::matmul(x, w(m.wv).t()).view({b, t, k, e}).transpose(1, 2);
+  if (rope) {
+    q = reference_rope(q, start);
+    kk = reference_rope(kk, start);
+  }
+  kk = kk.repeat_interleave(h / k, 1);
+  v = v.repeat_interleave(h / k, 1);
+  auto scores = torch::matmul(q, kk.transpose(-1, -2)) / std::sqrt(static_cast<double>(e));
+  auto future = torch::ones({t, t}, torch::kBool).triu(1);
+  auto p = torch::softmax(scores.masked_fill(future, -std::numeric_limits<double>::infinity()), -1);
+  auto out = torch::matmul(p, v).transpose(1, 2).reshape({b, t, h * e});
+  return torch::matmul(out, w(m.wo).t());
 }
+
 }  // namespace
 
-TEST_CASE("GQA with n_kv_heads = n_heads is MHA, and with 1 is MQA", "[attention]") {
-  auto [other, k] = GENERATE(table<std::string, int64_t>({{"mha", 4}, {"mqa", 1}}));
-  auto gqa_config = tiny_config("gqa");
-  gqa_config.attention.n_kv_heads = k;
+TEST_CASE("grouped attention (MHA, GQA, MQA) equals a plain-torch reference on its own weights", "[attention]") {
+  auto [kind, k] = GENERATE(table<std::string, int64_t>({{"mha", 4}, {"gqa", 4}, {"gqa", 2}, {"mqa", 1}}));
+  auto position = GENERATE(as<std::string>{}, "none", "rope");
+  auto backend = GENERATE(Backend::kMath, Backend::kSdpa);
+  const int64_t start = GENERATE(0, 5);
+  INFO(kind << " K=" << k << " position " << position << " backend " << static_cast<int>(backend) << " start " << start);
+  auto config = tiny_config(kind);
+  if (kind == "gqa") config.attention.n_kv_heads = k;
+  config.position.kind = position;
   torch::manual_seed(21);
-  auto gqa = make_attention(gqa_config);
-  auto ref = make_attention(tiny_config(other));
-  copy_weights(*gqa, *ref);
-  auto pos = make_position({gqa_config.position, 32, 64});
-  auto x = torch::randn({2, 7, 32}, torch::kFloat64);
-  gqa->to(torch::kFloat64);
-  ref->to(torch::kFloat64);
-  CHECK(torch::equal(run(*gqa, x, *pos), run(*ref, x, *pos)));
-  CHECK(gqa->cache_layout() == ref->cache_layout());
+  auto attn = std::dynamic_pointer_cast<GroupedAttention>(make_attention(config));
+  REQUIRE(attn);
+  REQUIRE(attn->options().n_kv_heads == k);
+  auto pos = make_position({config.position, config.d_model, config.max_seq_len});
+  auto x = torch::randn({2, 7, 32});
+  AttnContext ctx{start, pos.get()};
+  ctx.backend = backend;
+  torch::NoGradGuard no_grad;
+  // fp32 module against the fp64 reference.
+  CHECK_THAT(attn->forward(x, ctx), AllClose(reference_attention(*attn, x, position == "rope", start), 1e-5));
 }
 
 TEST_CASE("GQA equals MHA whose k/v weights repeat for each head of a group", "[attention]") {

@@ -6,6 +6,7 @@
 
 #include "model/attention/inner.h"
 #include "model/transformer.h"
+#include "skip.h"
 #include "tensor_match.h"
 
 using namespace attnlab;
@@ -64,10 +65,7 @@ TEST_CASE("the model reports its kernel and both kernels give the same logits", 
 }
 
 TEST_CASE("on CUDA the model matches the CPU", "[.gpu][model]") {
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
+  if (!torch::cuda::is_available()) ATTNLAB_SKIP("no CUDA device");
   auto kind = GENERATE(as<std::string>{}, "mha", "gqa", "mla");
   torch::manual_seed(33);
   TransformerLM lm(tiny_config(kind));

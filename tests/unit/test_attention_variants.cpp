@@ -1,8 +1,10 @@
 // Properties every registered attention variant must have, checked through
 // GENERATE over the registry (and MLA's decode and rope modes): causality,
-// cached decode and chunked prefill equal to the full forward, and cache
-// layouts whose analytic bytes equal the bytes allocated.
+// cached decode and chunked prefill equal to the full forward, cache layouts
+// as DeepSeek-V2 Table 1 counts them and allocated as laid out.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -96,24 +98,16 @@ TEST_CASE("cached decode token by token and chunked prefill equal the full forwa
   }
 }
 
-TEST_CASE("analytic cache bytes equal the bytes allocated, for every variant and dtype", "[kv]") {
+TEST_CASE("cache layouts follow DeepSeek-V2 Table 1 and the cache allocates exactly them", "[kv]") {
   auto variant = GENERATE(from_range(all_variants()));
   auto dtype_name = GENERATE(as<std::string>{}, "fp32", "bf16", "fp16");
   INFO(variant.name << " " << dtype_name);
   auto config = variant.config;
   config.attention.cache_dtype = dtype_name;
   TransformerLM lm(config);
-  const auto dtype = parse_cache_dtype(dtype_name);
-  auto cache = lm->make_cache(3, 20);
   const auto layout = attention_entry(config.attention.kind).layout(config);
-  // The registry's weight-free layout is the built layer's layout.
+  // The registry's weight-free layout (what `attnlab kv` reports) is the built layer's layout.
   CHECK(layout == lm->blocks()[0]->attn->cache_layout());
-  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype));
-  CHECK(cache.bytes() == config.n_layers * 3 * 20 * layout.elements_per_token() * elem);
-  CHECK(layout.bytes_per_token(dtype) == layout.elements_per_token() * elem);
-  CHECK(cache.layer(0).dtype() == dtype);
-  CHECK(lm->kv_elements_per_token() == config.n_layers * layout.elements_per_token());
-  CHECK(cache.bytes() == 3 * 20 * lm->kv_bytes_per_token());
 
   // Per token per layer, the DeepSeek-V2 Table 1 formulas.
   const int64_t h = config.n_heads, e = config.resolved_head_dim();
@@ -128,6 +122,54 @@ TEST_CASE("analytic cache bytes equal the bytes allocated, for every variant and
     expected = a.decode == "absorbed" ? a.kv_rank + r : h * (a.nope_dim + r + a.v_dim);
   }
   CHECK(layout.elements_per_token() == expected);
+
+  // The memory behind what the model really wrote: run a prefill through the
+  // cache, then measure each layer's storage (not numel times element size).
+  torch::NoGradGuard no_grad;
+  auto cache = lm->make_cache(3, 20);
+  lm->forward(torch::randint(config.vocab_size, {3, 5}, torch::kLong), cache);
+  const auto dtype = parse_cache_dtype(dtype_name);
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype));
+  int64_t allocated = 0;
+  for (int64_t l = 0; l < cache.n_layers(); ++l) {
+    std::vector<torch::Tensor> empty;
+    for (const auto& part : layout.parts) {
+      std::vector<int64_t> shape{3, 0};
+      shape.insert(shape.end(), part.shape.begin(), part.shape.end());
+      empty.push_back(torch::zeros(shape));
+    }
+    for (const auto& view : cache.layer(l).append(empty)) {  // zero new tokens: views of what is cached
+      CHECK(view.scalar_type() == dtype);
+      CHECK(view.size(1) == 5);
+      allocated += static_cast<int64_t>(view.storage().nbytes());
+    }
+  }
+  CHECK(allocated == config.n_layers * 3 * 20 * expected * elem);
+  CHECK(cache.bytes() == allocated);
+  CHECK(cache.bytes() == 3 * 20 * lm->kv_bytes_per_token());
+}
+
+TEST_CASE("cache append refuses a part whose shape differs from the layout", "[kv]") {
+  // k[2,4] + v[2,4]: a batch of 3, room for 8 tokens.
+  CacheLayout layout{{{"k", {2, 4}}, {"v", {2, 4}}}};
+  LayerCache cache(layout, 3, 8, torch::kFloat32, torch::kCPU);
+  const auto good = torch::ones({3, 2, 2, 4});
+  // Broadcastable ones too: copy_ would silently fill every head from one.
+  const auto bad = GENERATE(as<std::vector<int64_t>>{},
+                            std::vector<int64_t>{3, 2, 1, 4},   // one kv head
+                            std::vector<int64_t>{3, 2, 2, 1},   // size-1 head dim
+                            std::vector<int64_t>{1, 2, 2, 4},   // batch 1
+                            std::vector<int64_t>{3, 2, 4},      // head axis missing
+                            std::vector<int64_t>{3, 2, 2, 5},   // wrong head dim
+                            std::vector<int64_t>{3, 1, 2, 4});  // fewer tokens than k
+  INFO("v of shape " << torch::IntArrayRef(bad));
+  CHECK_THROWS_WITH(cache.append({good, torch::ones(bad)}),
+                    Catch::Contains("part 'v'") && Catch::Contains("must be [3,2,2,4]") &&
+                        Catch::Contains(fmt::format("got [{}]", fmt::join(bad, ","))));
+  CHECK(cache.length() == 0);  // nothing was written
+  auto views = cache.append({good, 2 * good});
+  CHECK(cache.length() == 2);
+  CHECK(torch::equal(views[1], 2 * good));
 }
 
 TEST_CASE("a full cache refuses more tokens with a UserError", "[kv]") {

@@ -10,6 +10,7 @@
 #include "data/dataset.h"
 #include "data/sha256.h"
 #include "data/tokenizer.h"
+#include "skip.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -142,10 +143,7 @@ TEST_CASE("text corpus problems are user errors naming data.path", "[data]") {
 }
 
 TEST_CASE("the King James Bible is prepared without verse references", "[data][kjv]") {
-  if (!has_bible()) {
-    WARN("the `bible` program (Debian package bible-kjv) is not installed: KJV preparation not checked");
-    return;
-  }
+  if (!has_bible()) ATTNLAB_SKIP("the `bible` program (Debian package bible-kjv) is not installed");
   TempDir dir;
   DataConfig cfg;
   cfg.kind = "kjv";
@@ -177,10 +175,7 @@ TEST_CASE("the King James Bible is prepared without verse references", "[data][k
 }
 
 TEST_CASE("a SentencePiece tokenizer trained on the whole KJV round-trips it", "[kjv][.slow]") {
-  if (!has_bible()) {
-    WARN("the `bible` program (Debian package bible-kjv) is not installed: not checked");
-    return;
-  }
+  if (!has_bible()) ATTNLAB_SKIP("the `bible` program (Debian package bible-kjv) is not installed");
   TempDir dir;
   DataConfig cfg;
   cfg.kind = "kjv";

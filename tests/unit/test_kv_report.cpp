@@ -3,6 +3,8 @@
 // naive/absorbed formulas.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "bench/kv_report.h"
 #include "tensor_match.h"
 
@@ -18,7 +20,7 @@ const KvRow& find(const KvTable& t, const std::string& name) {
 }
 }  // namespace
 
-TEST_CASE("DeepSeek-V2: 576 elements per token per layer, 34.6K / 15.6K per token, 57x", "[kv][report]") {
+TEST_CASE("DeepSeek-V2 table: 576 elements per token per layer, 34.6K per token, 57x", "[kv][report]") {
   auto table = kv_table(deepseek_v2_config());
   const auto& mla = find(table, "mla absorbed");
   CHECK(mla.elements_per_layer == 576);
@@ -34,10 +36,23 @@ TEST_CASE("DeepSeek-V2: 576 elements per token per layer, 34.6K / 15.6K per toke
   CHECK(find(table, "gqa (K=8)").elements_per_layer == 2048);
   // Naive MLA caches expanded k and v: more than MHA (d_n + d_r + d_v = 320 per head).
   CHECK(find(table, "mla naive").elements_per_layer == 128 * 320);
+}
 
-  auto text = deepseek_v2_report();
-  CHECK_THAT(text, Catch::Contains("34.6K") && Catch::Contains("15.6K") && Catch::Contains("860.2K") &&
-                       Catch::Contains("110.6K") && Catch::Contains("56.9x"));
+TEST_CASE("DeepSeek-V2 check: computed figures match the paper's", "[kv][report]") {
+  // arXiv 2405.04434: 576 elements per layer; 34.6K and 15.6K per token for 60
+  // and 27 layers; MHA baselines 860.2K and 110.6K; 57x against 128 heads of 128.
+  const auto k = deepseek_v2_check();
+  CHECK(k.mla_per_layer == 576);
+  CHECK(k.mla_60_layers == 34560);
+  CHECK(short_count(k.mla_60_layers) == "34.6K");
+  CHECK(k.mla_27_layers == 15552);
+  CHECK(short_count(k.mla_27_layers) == "15.6K");
+  CHECK(k.mha_60_baseline == 860160);
+  CHECK(short_count(k.mha_60_baseline) == "860.2K");
+  CHECK(k.mha_27_baseline == 110592);
+  CHECK(short_count(k.mha_27_baseline) == "110.6K");
+  CHECK(std::lround(k.mha128_over_mla) == 57);
+  CHECK_THAT(k.mha128_over_mla, Catch::WithinAbs(32768.0 / 576, 1e-12));
 }
 
 TEST_CASE("the KV table of a small config lists every variant against MHA", "[kv][report]") {

@@ -1,6 +1,6 @@
 // Golden fixtures from the PyTorch reference (scripts/reference/make_fixtures.py):
-// RoPE with YaRN, GQA, and MLA naive and absorbed, in fp64, must match the
-// C++ modules given the same weights.
+// RoPE with YaRN, GQA, and MLA naive and absorbed (against HF transformers'
+// DeepseekV3Attention), in fp64, must match the C++ modules given the same weights.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
@@ -57,11 +57,11 @@ void load(torch::nn::Module& m, const std::string& prefix) {
   for (auto& p : m.named_parameters()) p.value().copy_(fixtures().at(prefix + p.key()));
 }
 
-PositionConfig yarn(double mscale, double mscale_all_dim) {
+PositionConfig yarn(double mscale, double mscale_all_dim, int64_t original_max_len = 16) {
   PositionConfig c;
   c.scaling.kind = "yarn";
   c.scaling.factor = 4.0;
-  c.scaling.original_max_len = 16;
+  c.scaling.original_max_len = original_max_len;
   c.scaling.mscale = mscale;
   c.scaling.mscale_all_dim = mscale_all_dim;
   return c;
@@ -85,22 +85,24 @@ TEST_CASE("golden: GQA matches the PyTorch reference", "[model][golden]") {
   CHECK_THAT(attn.forward(fixtures().at("gqa.x"), ctx), AllClose(fixtures().at("gqa.out"), 1e-12));
 }
 
-TEST_CASE("golden: MLA naive and absorbed decode match the PyTorch reference", "[model][golden][mla]") {
+TEST_CASE("golden: MLA naive and absorbed decode match HF's DeepseekV3Attention", "[model][golden][mla]") {
+  // 8 rotary pairs, YaRN factor 4 over 4096 with mscale 1 and mscale_all_dim
+  // 0.707 (make_fixtures.py): both YaRN factors and a partial ramp.
   auto decode = GENERATE(DecodeMode::kNaive, DecodeMode::kAbsorbed);
   LatentOptions o;
   o.d_model = 8;
   o.n_heads = 2;
   o.kv_rank = 6;
   o.nope_dim = 4;
-  o.rope_dim = 2;
+  o.rope_dim = 16;
   o.v_dim = 3;
   o.decode = decode;
   LatentAttention attn(o);
   attn.to(torch::kFloat64);
   load(attn, "mla.");
-  Rope rope({yarn(0.707, 0.707), 8, 64});
+  Rope rope({yarn(1.0, 0.707, 4096), 8, 64});
   const auto& x = fixtures().at("mla.x");
-  const auto& expected = fixtures().at(decode == DecodeMode::kNaive ? "mla.out_naive" : "mla.out_absorbed");
+  const auto& expected = fixtures().at("mla.out");
   // Prefill two tokens, then decode the other three one at a time.
   LayerCache cache(attn.cache_layout(), 1, 5, torch::kFloat64, torch::kCPU);
   std::vector<torch::Tensor> out;
