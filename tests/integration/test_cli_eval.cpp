@@ -66,16 +66,26 @@ TEST_CASE("eval writes /eval/context rows keyed by settings; the same command tw
   REQUIRE(again.exit_code == 0);
   CHECK(bytes_of(file) == after_first);
 
+  // Passkey recall through the run's tokenizer: one row per (context, depth) cell.
+  auto recall = run_cli("eval " + run.string() + " --context 256 --recall --depths 0,0.5,1 --trials 4 --tokens 256");
+  INFO(recall.output);
+  REQUIRE(recall.exit_code == 0);
+  log = RunLog::load(file);
+  CHECK(log.column("eval/recall", "depth") == std::vector<double>{0, 0.5, 1});
+  CHECK(log.column("eval/recall", "task") == std::vector<double>{0, 0, 0});  // passkey-text
+  for (double a : log.column("eval/recall", "accuracy")) CHECK((a >= 0.0 && a <= 1.0));
+  CHECK(log.column("eval/context", "context").size() == 5);  // 256 again, at another token budget
+
   // YaRN at evaluation only: new rows beside the plain ones, recording the setting.
   auto yarn = run_cli("eval " + run.string() +
                       " position.scaling.kind=yarn position.scaling.factor=4 --context 32,256 --tokens 512");
   REQUIRE(yarn.exit_code == 0);
   log = RunLog::load(file);
-  REQUIRE(log.column("eval/context", "context").size() == 6);
-  CHECK(log.column("eval/context", "scaling_kind") == std::vector<double>{0, 0, 0, 0, 3, 3});
-  CHECK(log.column("eval/context", "scaling_factor") == std::vector<double>{1, 1, 1, 1, 4, 4});
+  REQUIRE(log.column("eval/context", "context").size() == 7);
+  CHECK(log.column("eval/context", "scaling_kind") == std::vector<double>{0, 0, 0, 0, 0, 3, 3});
+  CHECK(log.column("eval/context", "scaling_factor") == std::vector<double>{1, 1, 1, 1, 1, 4, 4});
   const auto ppl = log.column("eval/context", "ppl");
-  CHECK(ppl[5] != ppl[3]);  // 256 with and without YaRN
+  CHECK(ppl[6] != ppl[3]);  // 256 with and without YaRN
   // The config on disk is the trained one: overrides never write it.
   CHECK_THAT(bytes_of(run / "config.yaml"), Catch::Contains("kind: none"));
 

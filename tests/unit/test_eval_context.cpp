@@ -3,12 +3,15 @@
 // should be, and bits per byte counts the bytes of exactly the scored tokens.
 #include <catch2/catch.hpp>
 
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <numbers>
 
 #include "data/dataset.h"
 #include "eval/context.h"
+#include "eval/recall.h"
+#include "data/tokenizer.h"
 #include "model/transformer.h"
 #include "tensor_match.h"
 #include "temp_dir.h"
@@ -136,4 +139,36 @@ TEST_CASE("RoPE models evaluate beyond model.max_seq_len; YaRN at evaluation cha
   CHECK(std::isfinite(a.loss));
   CHECK(std::isfinite(b.loss));
   CHECK(a.loss != b.loss);
+}
+
+TEST_CASE("the text passkey prompt: exact length, the key hidden at its depth, targets on the key's digits only",
+          "[eval][recall]") {
+  data::ByteTokenizer bytes;
+  for (double depth : {0.0, 0.5, 1.0}) {
+    auto [x, y] = eval::text_passkey(bytes, 600, depth, 42);
+    REQUIRE(x.numel() == 600);
+    REQUIRE(y.numel() == 600);
+    std::vector<int64_t> ids(x.data_ptr<int64_t>(), x.data_ptr<int64_t>() + x.numel());
+    const std::string text = bytes.decode(ids);
+    // The targets spell a 5-digit key, and that key is what the needle says.
+    std::string key;
+    for (int64_t i = 0; i < y.numel(); ++i)
+      if (y[i].item<int64_t>() != data::kIgnoreIndex) key += static_cast<char>(y[i].item<int64_t>());
+    INFO("depth " << depth << " key " << key);
+    REQUIRE(key.size() == 5);
+    for (char c : key) CHECK(std::isdigit(static_cast<unsigned char>(c)));
+    const auto needle = text.find("The pass key is " + key + ". Remember it.");
+    REQUIRE(needle != std::string::npos);
+    // Depth places the needle between the intro and the question.
+    const auto question = text.rfind("What is the pass key? The pass key is ");
+    REQUIRE(question != std::string::npos);
+    const auto intro_end = text.find("information there. ") + 19;
+    const std::string needle_text = "The pass key is " + key + ". Remember it. " + key + " is the pass key. ";
+    const double filler = static_cast<double>(question - intro_end - needle_text.size());
+    const double where = static_cast<double>(needle - intro_end) / filler;
+    CHECK(std::abs(where - depth) < 0.01);
+    // The last input is the key's 4th digit; its target is the 5th.
+    CHECK(text.substr(text.size() - 4) == key.substr(0, 4));
+  }
+  CHECK_THROWS_WITH(eval::text_passkey(bytes, 100, 0.5, 1), Catch::Contains("--context"));
 }
