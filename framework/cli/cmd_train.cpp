@@ -1,6 +1,8 @@
 // `attnlab train [overrides]`: one run, or with -m a multirun over sweep values.
 #include <fmt/format.h>
 
+#include <csignal>
+
 #include <memory>
 
 #include "cli/commands.h"
@@ -20,9 +22,12 @@ struct TrainArgs {
   int64_t stop_after = 0;
 };
 
-int exit_code(const std::string& status) {
-  if (status == "diverged") return 3;
-  if (status == "interrupted") return 130;
+// 3 diverged; an interrupted run exits as the shell reports the signal that
+// stopped it (128 + signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after its
+// checkpoint, so a scheduler sees a preempted job, not a finished one.
+int exit_code(const train::TrainOutcome& outcome) {
+  if (outcome.status == "diverged") return 3;
+  if (outcome.status == "interrupted") return 128 + (outcome.signal != 0 ? outcome.signal : SIGINT);
   return 0;
 }
 
@@ -37,7 +42,7 @@ int run_one(const config::Composed& composed, const std::filesystem::path& run_d
                outcome.status, outcome.steps, outcome.final_val_loss, outcome.final_val_ppl, outcome.ms_per_step);
   }
   fmt::print("run file: {}\n", outcome.run_file.string());
-  return exit_code(outcome.status);
+  return exit_code(outcome);
 }
 
 int run(const TrainArgs& args) {
@@ -57,7 +62,7 @@ int run(const TrainArgs& args) {
     fmt::print("[{}/{}] {}\n", i + 1, jobs.size(), jobs[i].run_id);
     auto dir = std::filesystem::path(composed.run.run.root) / composed.run.run.name / jobs[i].run_id;
     int code = run_one(composed, dir, args);
-    if (code == 130) return code;  // Ctrl-C stops the whole multirun
+    if (code > 128) return code;  // a signal (Ctrl-C, SIGTERM, SIGHUP) stops the whole multirun
     worst = std::max(worst, code);
   }
   return worst;

@@ -40,21 +40,33 @@ using results::RunLog;
 
 namespace {
 
-// Ctrl-C asks the loop to stop after the current step, checkpoint, and commit;
-// a second Ctrl-C falls back to the default (immediate) behaviour.
-std::atomic<bool> g_stop_requested{false};
-extern "C" void on_interrupt(int) {
-  g_stop_requested = true;
-  std::signal(SIGINT, SIG_DFL);
+// Ctrl-C (SIGINT), a scheduler's preemption (SIGTERM, as Slurm sends before
+// the time limit) and a closed terminal (SIGHUP) ask the loop to stop after
+// the current step, checkpoint, and commit; a second signal falls back to the
+// default (immediate) behaviour.
+std::atomic<int> g_stop_signal{0};
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+extern "C" void on_interrupt(int signo) {
+  g_stop_signal = signo;
+  std::signal(signo, SIG_DFL);
 }
 class InterruptScope {
  public:
-  InterruptScope() : previous_(std::signal(SIGINT, on_interrupt)) { g_stop_requested = false; }
-  ~InterruptScope() { std::signal(SIGINT, previous_); }
+  InterruptScope() {
+    g_stop_signal = 0;
+    for (size_t i = 0; i < std::size(kStopSignals); ++i) previous_[i] = std::signal(kStopSignals[i], on_interrupt);
+  }
+  ~InterruptScope() {
+    for (size_t i = 0; i < std::size(kStopSignals); ++i) std::signal(kStopSignals[i], previous_[i]);
+  }
 
  private:
-  void (*previous_)(int);
+  void (*previous_[std::size(kStopSignals)])(int);
 };
+
+std::string signal_name(int signo) {
+  return signo == SIGTERM ? "SIGTERM" : signo == SIGHUP ? "SIGHUP" : "Ctrl-C (SIGINT)";
+}
 
 std::string utc_now() {
   std::time_t t = std::time(nullptr);
@@ -329,11 +341,15 @@ TrainOutcome train(const TrainRequest& request) {
 
       ++steps_this_process;
       const bool stop_here = request.stop_after > 0 && steps_this_process >= request.stop_after && state.step < tc.steps;
-      if (g_stop_requested || stop_here) {
+      // A signal at the last step (during the final evaluation) lets the run
+      // complete: stopping there would leave nothing for a resume to do.
+      const int signo = state.step < tc.steps ? g_stop_signal.load() : 0;
+      if (signo != 0 || stop_here) {
         outcome.status = "interrupted";
+        outcome.signal = signo;
         log.add_event({state.step, "interrupted",
-                       g_stop_requested ? "stopped by Ctrl-C; re-run the same command to resume"
-                                        : "stopped by --stop-after; re-run the same command to resume"});
+                       signo != 0 ? fmt::format("stopped by {}; re-run the same command to resume", signal_name(signo))
+                                  : "stopped by --stop-after; re-run the same command to resume"});
         checkpoint_and_commit("interrupted");
         break;
       }
@@ -351,6 +367,23 @@ TrainOutcome train(const TrainRequest& request) {
 
   outcome.steps = state.step;
   outcome.ms_per_step = median(step_ms);
+  if (outcome.status == "complete" && steps_this_process == 0) {
+    // Resumed from a checkpoint at the last step (the process that wrote it
+    // died before committing run.h5 as complete): nothing to train, but the
+    // summary must come from the run's own record, never from zeros.
+    const auto steps = log.column("eval", "step");
+    if (!steps.empty() && steps.back() == static_cast<double>(state.step)) {
+      outcome.final_val_loss = log.column("eval", "val_loss").back();
+      outcome.final_val_ppl = log.column("eval", "val_ppl").back();
+    } else {
+      run_eval(state.step);
+    }
+    // No step timed here: the median step time from the logged throughput.
+    std::vector<double> ms;
+    for (double tok_s : log.column("train", "tokens_per_s"))
+      if (tok_s > 0) ms.push_back(1000.0 * static_cast<double>(tokens_per_step) / tok_s);
+    outcome.ms_per_step = median(ms);
+  }
   if (request.show_progress) progress.finish(fmt::format("{} | val loss {:.3f} | ppl {:.2f}", outcome.status, outcome.final_val_loss,
                               outcome.final_val_ppl));
   if (outcome.status == "complete") {

@@ -28,6 +28,7 @@ struct TrainOutcome {
   double final_val_loss = 0.0;
   double final_val_ppl = 0.0;
   double ms_per_step = 0.0;         // median over this process's steps
+  int signal = 0;                   // interrupted: the signal that stopped it (SIGINT, SIGTERM, SIGHUP)
   std::filesystem::path run_file;
 };
 

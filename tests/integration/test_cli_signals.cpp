@@ -1,0 +1,100 @@
+// Signals and the last step: SIGTERM (a scheduler's preemption) and SIGHUP
+// checkpoint and stop like Ctrl-C, exit 128 + signal, and the re-run resumes;
+// a run resumed at its last step completes with its real summary, not zeros.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "results/run_log.h"
+#include "test_support.h"
+#include "train/checkpoint.h"
+
+using attnlab::results::RunLog;
+using attnlab::testing::run_cli;
+using attnlab::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+std::string train_args(const TempDir& tmp, int steps) {
+  std::ofstream(tmp.path / "corpus.txt") << [] {
+    std::string text;
+    for (int i = 0; i < 800; ++i) text += "And the evening and the morning were the day " + std::to_string(i) + ".\n";
+    return text;
+  }();
+  return "train data=text data.path=" + (tmp.path / "corpus.txt").string() + " data.dir=" + (tmp.path / "data").string() +
+         " run.root=" + tmp.path.string() + " run.name=r model.max_seq_len=32 train.seq_len=32 train.device=cpu" +
+         " train.steps=" + std::to_string(steps) + " train.eval_every=0 train.checkpoint_every=0";
+}
+
+std::string status_of(const fs::path& run_file) {
+  auto log = RunLog::load(run_file);
+  const auto* s = log.attr("/", "status");
+  return s ? std::get<std::string>(*s) : "";
+}
+}  // namespace
+
+TEST_CASE("SIGTERM and SIGHUP checkpoint, stop with 128 + signal, and the same command resumes",
+          "[cli][integration][signals]") {
+  for (int signo : {SIGTERM, SIGHUP}) {
+    INFO("signal " << signo);
+    TempDir tmp;
+    const std::string args = train_args(tmp, 100000);
+    const fs::path run_file = tmp.path / "r" / "run.h5";
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && exec '" ATTNLAB_BINARY "' " + args + " > /dev/null 2>&1";
+      execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Wait until training is under way (run.h5 committed as running), then a little longer.
+    for (int i = 0; i < 600 && !(fs::exists(run_file) && status_of(run_file) == "running"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    REQUIRE(kill(pid, signo) == 0);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 128 + signo);
+    CHECK(status_of(run_file) == "interrupted");
+    const auto checkpoint = attnlab::train::latest_checkpoint(tmp.path / "r");
+    REQUIRE(checkpoint.has_value());
+    auto log = RunLog::load(run_file);
+    const auto* stopped_at = log.attr("/", "status_step");
+    REQUIRE(stopped_at != nullptr);
+    CHECK(std::get<int64_t>(*stopped_at) > 0);
+    CHECK(log.events().back().kind == "interrupted");
+    CHECK_THAT(log.events().back().message, Catch::Contains(signo == SIGTERM ? "SIGTERM" : "SIGHUP"));
+  }
+}
+
+TEST_CASE("a run resumed at its last step completes with its recorded summary, not zeros",
+          "[cli][integration][signals]") {
+  TempDir tmp;
+  const std::string args = train_args(tmp, 20);
+  REQUIRE(run_cli(args).exit_code == 0);
+  const fs::path run_file = tmp.path / "r" / "run.h5";
+  // The process that saved the final checkpoint died before committing the
+  // run as complete: run.h5 still says running, with no summary yet.
+  auto log = RunLog::load(run_file);
+  const double last_ppl = log.column("eval", "val_ppl").back();
+  REQUIRE(last_ppl > 1.0);
+  log.set_attr("/", "status", std::string("running"));
+  log.set_attr("/summary", "final_val_ppl", 0.0);
+  log.set_attr("/summary", "ms_per_step_median", 0.0);
+  log.commit();
+
+  auto again = run_cli(args);
+  INFO(again.output);
+  REQUIRE(again.exit_code == 0);
+  log = RunLog::load(run_file);
+  CHECK(status_of(run_file) == "complete");
+  CHECK(std::get<double>(*log.attr("/summary", "final_val_ppl")) == last_ppl);
+  CHECK(std::get<double>(*log.attr("/summary", "ms_per_step_median")) > 0.0);
+}
