@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/run_dir.h"
 #include "core/error.h"
+#include "core/run_lock.h"
 #include "core/progress.h"
 #include "eval/context.h"
 #include "eval/recall.h"
@@ -129,6 +130,7 @@ int run(const EvalArgs& args) {
   const fs::path run_dir = args.run_dir;
   const fs::path run_file = run_dir / "run.h5";
   if (!fs::exists(run_file)) throw_user_error("", run_dir.string(), "not a run directory: it holds no run.h5");
+  RunLock lock(run_dir);  // one writer: not beside a training process or another eval
   {
     // Training rewrites run.h5 from memory at every commit: evaluating now
     // would have its rows overwritten by the trainer's next commit.

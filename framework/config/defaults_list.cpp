@@ -3,6 +3,8 @@
 // discovery of config groups on disk.
 #include "config/defaults_list.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace attnlab::config {
@@ -42,6 +44,14 @@ std::vector<DefaultsEntry> parse_defaults(const Node& list, std::vector<Diagnost
       continue;
     }
     e.group = head;
+    // A group listed twice would silently take the later option.
+    if (auto first = std::find_if(out.begin(), out.end(), [&](const DefaultsEntry& d) { return d.group == head; });
+        first != out.end()) {
+      problems.push_back({"defaults." + head, item.origin,
+                          fmt::format("group '{}' is listed twice in this defaults list (first at {}); keep one entry",
+                                      head, first->origin)});
+      continue;
+    }
     if (value.is_scalar()) {
       e.option = value.value;
     } else if (!value.is_null()) {

@@ -188,6 +188,8 @@ void check_synthetic(const RunConfig& c, Checker& k) {
 
 void check_data(const RunConfig& c, Checker& k) {
   const auto& d = c.data;
+  if (k.ok({"data.dir"}) && d.dir.empty())
+    k.fail("data.dir", "must not be empty (it would prepare corpora into the current directory); e.g. data.dir=data");
   if (!k.ok({"data.kind", "data.path", "data.tokenizer", "data.vocab_size"})) return;
   if (d.kind == "text") {
     std::error_code ec;

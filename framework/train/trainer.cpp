@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/run_lock.h"
 #include "core/files.h"
 #include "core/progress.h"
 #include "data/dataset.h"
@@ -40,12 +41,13 @@ using results::RunLog;
 
 namespace {
 
-// Ctrl-C (SIGINT), a scheduler's preemption (SIGTERM, as Slurm sends before
-// the time limit) and a closed terminal (SIGHUP) ask the loop to stop after
+// Ctrl-C (SIGINT), a scheduler's preemption (SIGTERM, or SIGUSR1 as Slurm's
+// `--signal=USR1@T` sends before the time limit) and a closed terminal
+// (SIGHUP) ask the loop to stop after
 // the current step, checkpoint, and commit; a second signal falls back to the
 // default (immediate) behaviour.
 std::atomic<int> g_stop_signal{0};
-constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 extern "C" void on_interrupt(int signo) {
   g_stop_signal = signo;
   std::signal(signo, SIG_DFL);
@@ -65,7 +67,7 @@ class InterruptScope {
 };
 
 std::string signal_name(int signo) {
-  return signo == SIGTERM ? "SIGTERM" : signo == SIGHUP ? "SIGHUP" : "Ctrl-C (SIGINT)";
+  return signo == SIGTERM ? "SIGTERM" : signo == SIGHUP ? "SIGHUP" : signo == SIGUSR1 ? "SIGUSR1" : "Ctrl-C (SIGINT)";
 }
 
 std::string utc_now() {
@@ -189,6 +191,8 @@ TrainOutcome train(const TrainRequest& request) {
   const fs::path run_file = request.run_dir / "run.h5";
   TrainOutcome outcome;
   outcome.run_file = run_file;
+  // One writer per run directory, for the rest of this call (multirun jobs too).
+  RunLock lock(request.run_dir);
   if (request.restart) {
     remove_previous_run(request.run_dir);
   } else if (fs::exists(run_file)) {

@@ -1,5 +1,5 @@
-// Signals and the last step: SIGTERM (a scheduler's preemption) and SIGHUP
-// checkpoint and stop like Ctrl-C, exit 128 + signal, and the re-run resumes;
+// Signals and the last step: SIGTERM and SIGUSR1 (a scheduler's preemption)
+// and SIGHUP checkpoint and stop like Ctrl-C and exit 128 + signal;
 // a run resumed at its last step completes with its real summary, not zeros.
 #include <catch2/catch.hpp>
 
@@ -39,9 +39,9 @@ std::string status_of(const fs::path& run_file) {
 }
 }  // namespace
 
-TEST_CASE("SIGTERM and SIGHUP checkpoint, stop with 128 + signal, and the same command resumes",
+TEST_CASE("SIGTERM, SIGHUP and SIGUSR1 checkpoint at a step boundary, commit interrupted, exit 128 + signal",
           "[cli][integration][signals]") {
-  for (int signo : {SIGTERM, SIGHUP}) {
+  for (int signo : {SIGTERM, SIGHUP, SIGUSR1}) {
     INFO("signal " << signo);
     TempDir tmp;
     const std::string args = train_args(tmp, 100000);
@@ -70,7 +70,8 @@ TEST_CASE("SIGTERM and SIGHUP checkpoint, stop with 128 + signal, and the same c
     REQUIRE(stopped_at != nullptr);
     CHECK(std::get<int64_t>(*stopped_at) > 0);
     CHECK(log.events().back().kind == "interrupted");
-    CHECK_THAT(log.events().back().message, Catch::Contains(signo == SIGTERM ? "SIGTERM" : "SIGHUP"));
+    CHECK_THAT(log.events().back().message,
+               Catch::Contains(signo == SIGTERM ? "SIGTERM" : signo == SIGHUP ? "SIGHUP" : "SIGUSR1"));
   }
 }
 
@@ -97,4 +98,37 @@ TEST_CASE("a run resumed at its last step completes with its recorded summary, n
   CHECK(status_of(run_file) == "complete");
   CHECK(std::get<double>(*log.attr("/summary", "final_val_ppl")) == last_ppl);
   CHECK(std::get<double>(*log.attr("/summary", "ms_per_step_median")) > 0.0);
+}
+
+TEST_CASE("a second writer is refused while a run trains, naming the holder; the lock dies with the process",
+          "[cli][integration][lock]") {
+  TempDir tmp;
+  const std::string args = train_args(tmp, 100000);
+  const fs::path run_file = tmp.path / "r" / "run.h5";
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && exec '" ATTNLAB_BINARY "' " + args + " > /dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int i = 0; i < 600 && !(fs::exists(run_file) && status_of(run_file) == "running"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto before = status_of(run_file);
+  auto second = run_cli(args);
+  auto eval = run_cli("eval " + (tmp.path / "r").string() + " --context 32 --tokens 32");
+  kill(pid, SIGKILL);  // no checkpoint, no commit: the lock must still go away
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE(before == "running");
+  CHECK(second.exit_code == 2);
+  CHECK_THAT(second.output, Catch::Contains("in use by another attnlab process") &&
+                                Catch::Contains("pid " + std::to_string(pid)));
+  CHECK(eval.exit_code == 2);
+  CHECK_THAT(eval.output, Catch::Contains("pid " + std::to_string(pid)));
+  // After SIGKILL the directory is free again: a short run into it is refused
+  // only for its different config, not for the lock.
+  auto after = run_cli(train_args(tmp, 10));
+  CHECK(after.exit_code == 2);
+  CHECK_THAT(after.output, !Catch::Contains("in use by another"));
 }

@@ -213,9 +213,9 @@ TEST_CASE("override operators: set, add, force, delete, group add and removal", 
 }
 
 TEST_CASE("values: quotes, lists, null, booleans, numbers with _", "[config]") {
-  auto c = compose_with({"run.name='a=b'", "run.root=\"my results\"", "optim.betas=[0.8, 0.99]", "data.path=null",
+  auto c = compose_with({"run.name='a=b'", "run.root=\"my results\"", "optim.betas=[0.8, 0.99]", "data.path=''",
                          "model.tie_embeddings=false", "train.steps=1_000", "optim.lr=3e-4", "position.theta=1_000_000.5",
-                         "data.dir=''"});
+                         "data.dir=my_data"});
   CHECK(c.run.run.name == "a=b");
   CHECK(c.run.run.root == "my results");
   CHECK(c.run.optim.beta1 == 0.8);
@@ -225,7 +225,8 @@ TEST_CASE("values: quotes, lists, null, booleans, numbers with _", "[config]") {
   CHECK(c.run.train.steps == 1000);
   CHECK(c.run.optim.lr == Approx(3e-4));
   CHECK(c.run.model.position.theta == 1000000.5);
-  CHECK(c.run.data.dir.empty());
+  CHECK(c.run.data.dir == "my_data");
+  CHECK(compose_with({"data.path=null"}).run.data.path.empty());
   CHECK(compose_with({"run.name='true'"}).resolved_yaml.find("name: \"true\"") != std::string::npos);
   // A map value replaces the whole map: keys it leaves out fall back to the built-in defaults.
   auto scaled = compose_with({"position.scaling={kind: linear, factor: 2}", "++position.scaling.beta_fast=8"});
@@ -333,4 +334,20 @@ TEST_CASE("the binary prints the resolved config and exits 0", "[config][cli]") 
   CHECK_THAT(resolved.output, Catch::Contains("  kind: mha\n  n_kv_heads: 8\n"));
   auto help = run_attnlab("--help", ATTNLAB_SOURCE_DIR);
   CHECK_THAT(help.output, Catch::Contains("attention  gqa, mha*, mla, mqa"));
+}
+
+TEST_CASE("a group listed twice in one defaults list is refused, naming both entries", "[config]") {
+  TempDir dir;
+  dir.write("configs/config.yaml", "defaults:\n  - model: tiny\n  - model: small\n  - _self_\nseed: 0\n");
+  dir.write("configs/model/tiny.yaml", "n_layers: 2\n");
+  dir.write("configs/model/small.yaml", "n_layers: 6\n");
+  config::ComposeRequest request;
+  request.config_dir = dir.path() / "configs";
+  try {
+    config::compose(request);
+    FAIL("composed a defaults list that names model twice");
+  } catch (const UserError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("group 'model' is listed twice") && Catch::Contains("config.yaml:2") &&
+                             Catch::Contains("config.yaml:3"));
+  }
 }
