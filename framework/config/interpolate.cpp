@@ -20,6 +20,8 @@ struct Failure {
   std::string message;
 };
 
+constexpr size_t kMaxInterpolatedBytes = 65536;
+
 class Resolver {
  public:
   Resolver(Node& root, std::vector<Diagnostic>& problems) : root_(root), problems_(problems) {}
@@ -114,6 +116,13 @@ class Resolver {
         throw Failure{fmt::format("'${{{}}}' is a {} and cannot be part of a string", expr,
                                   value.is_map() ? "mapping" : "list")};
       out += value.is_null() ? "null" : value.value;
+      // Values that refer to others several times grow geometrically: a few
+      // hundred bytes of YAML could expand to gigabytes. Values are settings,
+      // not documents, so stop early with a short message.
+      if (out.size() > kMaxInterpolatedBytes)
+        throw Failure{fmt::format("expands to more than {} characters (each interpolation copies its value); "
+                                  "interpolation composes values, it does not generate text",
+                                  kMaxInterpolatedBytes)};
       i = close + 1;
     }
     return out;

@@ -351,3 +351,25 @@ TEST_CASE("a group listed twice in one defaults list is refused, naming both ent
                              Catch::Contains("config.yaml:3"));
   }
 }
+
+TEST_CASE("interpolation that expands geometrically stops at 64 KiB with a short message", "[config]") {
+  // Each level refers to the one below ten times: level 6 would be 40 MB.
+  std::string yaml = "defaults:\n  - _self_\nseed: 0\nrun:\n  name: ${x6}\nx0: abcd\n";
+  for (int level = 1; level <= 6; ++level) {
+    yaml += "x" + std::to_string(level) + ": \"";
+    for (int i = 0; i < 10; ++i) yaml += "${x" + std::to_string(level - 1) + "}";
+    yaml += "\"\n";
+  }
+  TempDir dir;
+  dir.write("configs/config.yaml", yaml);
+  config::ComposeRequest request;
+  request.config_dir = dir.path() / "configs";
+  try {
+    config::compose(request);
+    FAIL("composed a config that expands to 40 MB");
+  } catch (const UserError& e) {
+    const std::string message = e.what();
+    CHECK(message.size() < 4096);
+    CHECK_THAT(message, Catch::Contains("'x5': expands to more than 65536 characters"));
+  }
+}
