@@ -204,7 +204,9 @@ void check_data(const RunConfig& c, Checker& k) {
 }
 
 void check_run(const RunConfig& c, Checker& k) {
-  if (k.ok({"run.name"}) && !valid_run_name(c.run.name))
+  if (k.ok({"run.name"}) && c.run.name.size() > 200)
+    k.fail("run.name", fmt::format("is {} characters long; a run directory name has at most 200", c.run.name.size()));
+  else if (k.ok({"run.name"}) && !valid_run_name(c.run.name))
     k.fail("run.name", fmt::format("'{}' is not a safe directory name: use only A-Z a-z 0-9 . _ = - (not '.' or "
                                    "'..'), so that the run stays inside run.root", c.run.name));
   if (k.ok({"run.root"}) && c.run.root.empty()) k.fail("run.root", "must not be empty");

@@ -164,7 +164,11 @@ std::string package_header(const std::string& text) {
 
 }  // namespace
 
-LoadedYaml load_yaml_string(const std::string& text, const std::string& display) {
+LoadedYaml load_yaml_string(const std::string& raw, const std::string& display) {
+  // Editors on Windows start UTF-8 files with a byte-order mark; it is not
+  // content (YAML 1.2 allows it), and left in place it would hide a
+  // # @package header on the first line.
+  const std::string text = raw.starts_with("\xEF\xBB\xBF") ? raw.substr(3) : raw;
   TreeBuilder builder(display);
   std::istringstream in(text);
   try {

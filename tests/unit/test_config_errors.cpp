@@ -118,6 +118,7 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
     {{"data.tokenizer=sentencepiece"}, "data.vocab_size", "built-in default", "sentencepiece needs a vocabulary size"},
     {{"optim.min_lr=0.1"}, "optim.min_lr", "override #1", "0.1 is above optim.lr (0.001)"},
     {{"data.dir="}, "data.dir", "override #1", "must not be empty"},
+    {{"run.name=" + std::string(201, 'a')}, "run.name", "override #1", "is 201 characters long; a run directory name has at most 200"},
     {{"train.cuda_graph=true"}, "train.cuda_graph", "override #1", "not available yet"},
     {{"data=synthetic", "data.num_pairs=40"}, "data.num_pairs", "override #2", "40 distinct keys need data.vocab_size >= 82"},
     {{"data=synthetic", "data.num_queries=9"}, "data.num_queries", "override #2", "9 queries but only 8 pairs"},

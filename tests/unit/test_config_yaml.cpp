@@ -145,3 +145,10 @@ TEST_CASE("the binary rejects unsafe YAML with exit code 2", "[config][yaml][cli
   CHECK_THAT(r.output, Catch::Contains("configs/model/tiny.yaml:2:1: 'n_layers': duplicate key (first defined at configs/model/tiny.yaml:1:1)"));
   CHECK(snapshot(dir.path()) == before);
 }
+
+TEST_CASE("a UTF-8 byte-order mark before the package header is not content", "[config][yaml]") {
+  auto loaded = config::load_yaml_string("\xEF\xBB\xBF# @package _global_\nseed: 3\n", "b.yaml");
+  CHECK(loaded.package == "_global_");
+  REQUIRE(loaded.root.find("seed") != nullptr);
+  CHECK(loaded.root.find("seed")->value == "3");
+}
