@@ -1,5 +1,5 @@
 // Durable file replacement on POSIX: the fsync and rename steps shared by
-// atomic_write_text() and RunLog::commit(). Internal to results/ and data/.
+// atomic_write_text(), RunLog::commit() and checkpoints. Internal to results/, data/ and train/.
 #pragma once
 
 #include <filesystem>

@@ -184,8 +184,9 @@ void RunLog::commit() const {
     std::filesystem::create_directories(path_.parent_path(), ec);
     if (ec) throw Error(fmt::format("cannot create directory {}: {}", path_.parent_path().string(), ec.message()));
   }
-  h5::File file = h5::create_file(tmp);  // from here on, tmp is ours to remove on failure
+  h5::File file;
   try {
+    file = h5::create_file(tmp);  // tmp is ours to remove on any failure, even a half-made file
     for (const auto& [group, attrs] : attrs_) {
       h5::Group g = h5::create_group(file.id(), group);
       for (const auto& [name, value] : attrs) h5::write_attr(g.id(), name, value);
@@ -214,7 +215,10 @@ void RunLog::commit() const {
     file.close();
   } catch (...) {
     file = h5::File();
-    std::filesystem::remove(tmp, ec);
+    // A regular file at tmp is ours (create_file truncates one left by a
+    // crash), even when creating it failed half-way; anything else in the way
+    // is not, and stays.
+    if (std::filesystem::is_regular_file(tmp, ec)) std::filesystem::remove(tmp, ec);
     throw;
   }
   replace_durably(tmp, path_);

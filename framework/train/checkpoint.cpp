@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "results/durable.h"
 
 namespace attnlab::train {
 namespace fs = std::filesystem;
@@ -65,11 +66,19 @@ fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torc
   archive.write("tokens_seen", torch::tensor(state.tokens_seen));
   archive.write("train_seconds", torch::tensor(state.train_seconds, torch::kFloat64));
 
-  // Write beside the target and rename, so a crash never leaves a torn checkpoint.
+  // Write beside the target, fsync, rename, fsync the directory: a crash or a
+  // power loss never leaves a torn checkpoint, and a failed write (a full
+  // disk) leaves no .tmp behind.
   fs::path tmp = path;
   tmp += ".tmp";
-  archive.save_to(tmp.string());
-  fs::rename(tmp, path);
+  try {
+    archive.save_to(tmp.string());
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    if (fs::is_regular_file(tmp, ec)) fs::remove(tmp, ec);  // ours, even half-written
+    throw Error(fmt::format("cannot write checkpoint {}: {}", path.string(), e.what()));
+  }
+  results::replace_durably(tmp, path);
 
   auto all = list_checkpoints(dir);
   const auto n_keep = static_cast<size_t>(std::max<int64_t>(1, keep));
