@@ -2,6 +2,8 @@
 // into RunConfig with type and range checks.
 #include "config/schema.h"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -306,6 +308,42 @@ RunConfig to_run_config(const Node& tree, std::vector<Diagnostic>& problems, con
   RunConfig cfg;
   walk(tree, "", cfg, problems, skip);
   return cfg;
+}
+
+std::vector<std::string> differing_keys(const RunConfig& a, const RunConfig& b, const std::set<std::string>& ignore) {
+  // The accessors take a mutable RunConfig; they only point into it here.
+  RunConfig x = a, y = b;
+  std::vector<std::string> out;
+  for (const auto& s : schema()) {
+    if (ignore.contains(s.key)) continue;
+    bool same = true;
+    switch (s.type) {
+      case KeyType::Int:
+        same = *static_cast<int64_t*>(s.field(x)) == *static_cast<int64_t*>(s.field(y));
+        break;
+      case KeyType::Float:
+        same = *static_cast<double*>(s.field(x)) == *static_cast<double*>(s.field(y));
+        break;
+      case KeyType::FloatPair:
+        same = *static_cast<double*>(s.field(x)) == *static_cast<double*>(s.field(y)) &&
+               *static_cast<double*>(s.field2(x)) == *static_cast<double*>(s.field2(y));
+        break;
+      case KeyType::Bool:
+        same = *static_cast<bool*>(s.field(x)) == *static_cast<bool*>(s.field(y));
+        break;
+      case KeyType::String:
+      case KeyType::Enum: {
+        const auto& u = *static_cast<std::string*>(s.field(x));
+        const auto& v = *static_cast<std::string*>(s.field(y));
+        const bool is_path = s.key == "data.path" || s.key == "data.dir" || s.key == "run.root";
+        same = is_path ? std::filesystem::path(u).lexically_normal() == std::filesystem::path(v).lexically_normal()
+                       : u == v;
+        break;
+      }
+    }
+    if (!same) out.push_back(s.key);
+  }
+  return out;
 }
 
 std::string format_schema() {

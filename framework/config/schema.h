@@ -45,6 +45,13 @@ std::string suggest_key(const std::string& key);
 RunConfig to_run_config(const Node& tree, std::vector<Diagnostic>& problems,
                         const std::set<std::string>& skip = {});
 
+// The schema keys whose values differ between two configs, compared as
+// values: numbers as numbers (1e-3 == 0.001), paths lexically normalised
+// (a//b == a/b); keys in `ignore` are skipped (run.root: a results folder that
+// moved holds the same runs).
+std::vector<std::string> differing_keys(const RunConfig& a, const RunConfig& b,
+                                        const std::set<std::string>& ignore = {});
+
 // One line per key: key, type/range, default, doc (for docs and --help).
 std::string format_schema();
 

@@ -17,6 +17,8 @@
 #include <limits>
 #include <optional>
 
+#include "config/schema.h"
+#include "config/yaml_load.h"
 #include "core/error.h"
 #include "core/run_lock.h"
 #include "core/files.h"
@@ -121,6 +123,25 @@ void check_same_tokenizer(const RunLog& log, const fs::path& run_dir, const data
   }
 }
 
+// Whether a run directory's config is this run's, by value: numbers as
+// numbers, paths normalised, run.root ignored (a moved results folder still
+// resumes). Returns the keys that differ, comma-separated; empty when the same.
+std::string changed_keys(const fs::path& config_file, const RunConfig& now) {
+  const auto text = read_file(config_file);
+  if (!text) return {};  // no config yet: nothing to compare
+  std::vector<Diagnostic> problems;
+  RunConfig before;
+  try {
+    before = config::to_run_config(config::load_yaml_string(*text, config_file.string()).root, problems);
+  } catch (const UserError&) {
+    return "its config.yaml cannot be read";
+  }
+  if (!problems.empty()) return "its config.yaml does not fit this version's schema";
+  std::string out;
+  for (const auto& key : config::differing_keys(before, now, {"run.root"})) out += (out.empty() ? "" : ", ") + key;
+  return out;
+}
+
 void write_run_files(const fs::path& run_dir, const config::Composed& composed) {
   std::string defaults;
   for (const auto& d : composed.defaults) defaults += "- " + d + "\n";
@@ -196,11 +217,11 @@ TrainOutcome train(const TrainRequest& request) {
   if (request.restart) {
     remove_previous_run(request.run_dir);
   } else if (fs::exists(run_file)) {
-    const auto previous_config = read_file(request.run_dir / "config.yaml");
-    if (previous_config && *previous_config != request.composed.resolved_yaml) {
-      throw_user_error("run.name", "", fmt::format("{} already holds a run with a different config; choose another "
+    const auto changed = changed_keys(request.run_dir / "config.yaml", cfg);
+    if (!changed.empty()) {
+      throw_user_error("run.name", "", fmt::format("{} already holds a run with a different config ({}); choose another "
                                                    "run.name, or pass --restart to replace it",
-                                                   request.run_dir.string()));
+                                                   request.run_dir.string(), changed));
     }
     RunLog existing = RunLog::load(run_file);
     const auto* status = existing.attr("/", "status");
