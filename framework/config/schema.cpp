@@ -253,9 +253,10 @@ std::vector<std::string> schema_keys() {
   return keys;
 }
 
-Node schema_defaults() {
-  const std::string origin = "built-in default";
-  RunConfig cfg;
+Node schema_defaults() { return to_tree(RunConfig{}, "built-in default"); }
+
+Node to_tree(const RunConfig& config, const std::string& origin) {
+  RunConfig cfg = config;  // the accessors take a mutable RunConfig; they only read here
   Node root = Node::map(origin);
   for (const auto& s : schema()) {
     Node v;

@@ -35,6 +35,8 @@ std::vector<std::string> schema_keys();
 
 // The built-in defaults (RunConfig's) as a tree, each origin "built-in default".
 Node schema_defaults();
+// Any RunConfig as a tree of its schema keys (to_run_config's inverse).
+Node to_tree(const RunConfig& config, const std::string& origin);
 
 // The nearest valid key to a misspelt one, as " (did you mean 'x'?)" or "".
 std::string suggest_key(const std::string& key);
