@@ -82,6 +82,18 @@ std::map<std::string, double> settings_of(const RunConfig& c, const EvalArgs& ar
           {"scaling_mscale_all_dim", p.scaling.mscale_all_dim}};
 }
 
+// Drops the rows of `series` evaluated with exactly these settings: the new
+// row replaces them, so the same command twice leaves the same file.
+void remove_same_settings(results::RunLog& log, const std::string& series, const std::map<std::string, double>& key) {
+  log.remove_rows(series, [&key](const std::map<std::string, double>& row) {
+    for (const auto& [k, v] : key) {
+      auto it = row.find(k);
+      if (it == row.end() || it->second != v) return false;
+    }
+    return true;
+  });
+}
+
 std::string describe_position(const PositionConfig& p) {
   if (p.kind != "rope") return p.kind;
   std::string s = fmt::format("rope theta {:g}", p.theta);
@@ -215,13 +227,7 @@ int run(const EvalArgs& args) {
   auto log = results::RunLog::load(run_file);
   for (const auto& r : rows) {
     auto key = settings_of(cfg, args, step, options.chunk, r.context);
-    log.remove_rows("eval/context", [&key](const std::map<std::string, double>& row) {
-      for (const auto& [k, v] : key) {
-        auto it = row.find(k);
-        if (it == row.end() || it->second != v) return false;
-      }
-      return true;
-    });
+    remove_same_settings(log, "eval/context", key);
     auto row = key;
     row["windows"] = static_cast<double>(r.windows);
     row["tokens"] = static_cast<double>(r.tokens);
@@ -239,13 +245,7 @@ int run(const EvalArgs& args) {
     key["task"] = code_of(kRecallTasks, c.task);
     key["depth"] = c.depth;
     key["trials"] = static_cast<double>(c.trials);
-    log.remove_rows("eval/recall", [&key](const std::map<std::string, double>& row) {
-      for (const auto& [k, v] : key) {
-        auto it = row.find(k);
-        if (it == row.end() || it->second != v) return false;
-      }
-      return true;
-    });
+    remove_same_settings(log, "eval/recall", key);
     auto row = key;
     row["accuracy"] = c.accuracy;
     row["target_accuracy"] = c.target_accuracy;

@@ -37,6 +37,20 @@ std::string status_of(const fs::path& run_file) {
   const auto* s = log.attr("/", "status");
   return s ? std::get<std::string>(*s) : "";
 }
+// Starts `attnlab <args>` in the background and returns its PID once run.h5
+// says it is training (or after 60 s); -1 if it could not start.
+pid_t start_training(const std::string& args, const fs::path& run_file) {
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && exec '" ATTNLAB_BINARY "' " + args + " > /dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int i = 0; i < 600 && !(fs::exists(run_file) && status_of(run_file) == "running"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return pid;
+}
 }  // namespace
 
 TEST_CASE("SIGTERM, SIGHUP and SIGUSR1 checkpoint at a step boundary, commit interrupted, exit 128 + signal",
@@ -46,17 +60,9 @@ TEST_CASE("SIGTERM, SIGHUP and SIGUSR1 checkpoint at a step boundary, commit int
     TempDir tmp;
     const std::string args = train_args(tmp, 100000);
     const fs::path run_file = tmp.path / "r" / "run.h5";
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && exec '" ATTNLAB_BINARY "' " + args + " > /dev/null 2>&1";
-      execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    // Wait until training is under way (run.h5 committed as running), then a little longer.
-    for (int i = 0; i < 600 && !(fs::exists(run_file) && status_of(run_file) == "running"); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const pid_t pid = start_training(args, run_file);
+    REQUIRE(pid > 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a few steps in
     REQUIRE(kill(pid, signo) == 0);
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
@@ -105,15 +111,8 @@ TEST_CASE("a second writer is refused while a run trains, naming the holder; the
   TempDir tmp;
   const std::string args = train_args(tmp, 100000);
   const fs::path run_file = tmp.path / "r" / "run.h5";
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && exec '" ATTNLAB_BINARY "' " + args + " > /dev/null 2>&1";
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  for (int i = 0; i < 600 && !(fs::exists(run_file) && status_of(run_file) == "running"); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const pid_t pid = start_training(args, run_file);
+  REQUIRE(pid > 0);
   const auto before = status_of(run_file);
   auto second = run_cli(args);
   auto eval = run_cli("eval " + (tmp.path / "r").string() + " --context 32 --tokens 32");
