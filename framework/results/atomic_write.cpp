@@ -22,6 +22,13 @@ void fsync_path(const std::filesystem::path& path, int flags) {
 }
 }  // namespace
 
+int open_fresh(const std::filesystem::path& tmp) {
+  ::unlink(tmp.c_str());  // a stale file or a planted link; fails harmlessly on a directory or nothing
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(fmt::format("cannot create {}: {}", tmp.string(), std::strerror(errno)));
+  return fd;
+}
+
 void fsync_file(const std::filesystem::path& path) { fsync_path(path, O_RDONLY); }
 
 void fsync_directory(const std::filesystem::path& dir) {
@@ -45,8 +52,7 @@ void replace_durably(const std::filesystem::path& tmp, const std::filesystem::pa
 void atomic_write_text(const std::filesystem::path& path, const std::string& bytes) {
   auto tmp = path;
   tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(fmt::format("cannot create {}: {}", tmp.string(), std::strerror(errno)));
+  int fd = open_fresh(tmp);
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);

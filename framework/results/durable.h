@@ -6,6 +6,13 @@
 
 namespace attnlab::results {
 
+// Opens a new, empty regular file at `tmp` for writing and returns its
+// descriptor. Whatever a crash left there is unlinked first (unlink removes a
+// symlink itself, never its target); the file is then created with
+// O_EXCL | O_NOFOLLOW, so a link planted at `tmp` is never written through.
+// Throws Error naming the path (a directory in the way is left alone).
+int open_fresh(const std::filesystem::path& tmp);
+
 // fsync()s a file's contents (opened read-only). Throws Error naming the path.
 void fsync_file(const std::filesystem::path& path);
 

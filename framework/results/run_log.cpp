@@ -3,6 +3,8 @@
 // that load(path).commit() rewrites the same content.
 #include "results/run_log.h"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -184,6 +186,7 @@ void RunLog::commit() const {
     std::filesystem::create_directories(path_.parent_path(), ec);
     if (ec) throw Error(fmt::format("cannot create directory {}: {}", path_.parent_path().string(), ec.message()));
   }
+  ::close(open_fresh(tmp));  // a fresh regular file: never through a link left at tmp
   h5::File file;
   try {
     file = h5::create_file(tmp);  // tmp is ours to remove on any failure, even a half-made file

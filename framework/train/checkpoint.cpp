@@ -2,6 +2,7 @@
 #include "train/checkpoint.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 #include <torch/serialize.h>
 
 #include <algorithm>
@@ -50,9 +51,18 @@ void copy_into(torch::nn::Module& module, torch::serialize::InputArchive& archiv
 }
 }  // namespace
 
+void refuse_linked_checkpoints(const fs::path& run_dir) {
+  const auto dir = run_dir / "checkpoints";
+  if (fs::is_symlink(dir))
+    throw UserError(fmt::format("{} is a symbolic link: checkpoints are written and pruned inside the run directory "
+                                "only, never through a link to files elsewhere; replace it with a directory",
+                                dir.string()));
+}
+
 fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                          const CheckpointState& state, int64_t keep) {
   const fs::path dir = run_dir / "checkpoints";
+  refuse_linked_checkpoints(run_dir);
   fs::create_directories(dir);
   const fs::path path = dir / fmt::format("step-{:07d}.pt", state.step);
 
@@ -71,6 +81,7 @@ fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torc
   // disk) leaves no .tmp behind.
   fs::path tmp = path;
   tmp += ".tmp";
+  ::close(results::open_fresh(tmp));  // a fresh regular file: never through a link left at tmp
   try {
     archive.save_to(tmp.string());
   } catch (const std::exception& e) {
@@ -87,6 +98,7 @@ fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torc
 }
 
 std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
+  refuse_linked_checkpoints(run_dir);
   auto all = list_checkpoints(run_dir / "checkpoints");
   if (all.empty()) return std::nullopt;
   return all.back();

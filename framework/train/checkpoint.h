@@ -26,6 +26,10 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, torc
 // The newest checkpoint in <run_dir>/checkpoints, if any.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
 
+// UserError when <run_dir>/checkpoints is a symbolic link: pruning through it
+// would delete files outside the run.
+void refuse_linked_checkpoints(const std::filesystem::path& run_dir);
+
 // Restores model and optimizer (already constructed with the same shapes) and
 // returns the state. Tensors land on the device the model's parameters are on,
 // wherever they were saved from.

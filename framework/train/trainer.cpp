@@ -214,6 +214,7 @@ TrainOutcome train(const TrainRequest& request) {
   outcome.run_file = run_file;
   // One writer per run directory, for the rest of this call (multirun jobs too).
   RunLock lock(request.run_dir);
+  if (!request.restart) refuse_linked_checkpoints(request.run_dir);  // --restart removes the link itself
   if (request.restart) {
     remove_previous_run(request.run_dir);
   } else if (fs::exists(run_file)) {

@@ -1,0 +1,59 @@
+// Links planted in a run directory are never written or pruned through: a
+// symlinked checkpoints/ is refused before training, and a link left at a
+// temporary file's name is replaced, its target untouched.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "test_support.h"
+
+using attnlab::testing::run_cli;
+using attnlab::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+std::string args_for(const TempDir& tmp) {
+  std::ofstream(tmp.path / "corpus.txt") << [] {
+    std::string text;
+    for (int i = 0; i < 500; ++i) text += "The earth was without form, and void " + std::to_string(i) + ".\n";
+    return text;
+  }();
+  return "train data=text data.path=" + (tmp.path / "corpus.txt").string() + " data.dir=" +
+         (tmp.path / "data").string() + " run.root=" + tmp.path.string() +
+         " run.name=r model.max_seq_len=32 train.seq_len=32 train.steps=4 train.device=cpu";
+}
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+TEST_CASE("a symlinked checkpoints directory is refused and nothing outside the run is deleted",
+          "[cli][integration][links]") {
+  TempDir tmp;
+  fs::create_directories(tmp.path / "elsewhere");
+  std::ofstream(tmp.path / "elsewhere" / "step-0000001.pt") << "not yours";
+  fs::create_directories(tmp.path / "r");
+  fs::create_directory_symlink(tmp.path / "elsewhere", tmp.path / "r" / "checkpoints");
+  auto r = run_cli(args_for(tmp));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("checkpoints is a symbolic link"));
+  CHECK(read(tmp.path / "elsewhere" / "step-0000001.pt") == "not yours");
+}
+
+TEST_CASE("links left at temporary file names are replaced, never written through", "[cli][integration][links]") {
+  TempDir tmp;
+  std::ofstream(tmp.path / "victim") << "keep me";
+  fs::create_directories(tmp.path / "r");
+  for (const char* name : {"config.yaml.tmp", "run.h5.tmp"})
+    fs::create_symlink(tmp.path / "victim", tmp.path / "r" / name);
+  fs::create_directories(tmp.path / "r" / "checkpoints");
+  fs::create_symlink(tmp.path / "victim", tmp.path / "r" / "checkpoints" / "step-0000004.pt.tmp");
+  auto r = run_cli(args_for(tmp));
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(read(tmp.path / "victim") == "keep me");
+  CHECK(fs::is_regular_file(fs::symlink_status(tmp.path / "r" / "config.yaml")));
+  CHECK(fs::is_regular_file(fs::symlink_status(tmp.path / "r" / "run.h5")));
+  CHECK(fs::is_regular_file(fs::symlink_status(tmp.path / "r" / "checkpoints" / "step-0000004.pt")));
+}
