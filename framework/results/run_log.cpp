@@ -228,6 +228,21 @@ void RunLog::commit() const {
 }
 
 RunLog RunLog::load(const std::filesystem::path& path) {
+  // A run file that cannot be read is the user's to deal with (a damaged or
+  // foreign file), not an internal error: name it and say what to do.
+  try {
+    return load_unchecked(path);
+  } catch (const UserError&) {
+    throw;
+  } catch (const Error& e) {
+    throw_user_error("", path.string(),
+                     fmt::format("cannot read this run file ({}); it may be damaged or not attnlab's: move it away "
+                                 "and re-run with --restart, or restore it",
+                                 e.what()));
+  }
+}
+
+RunLog RunLog::load_unchecked(const std::filesystem::path& path) {
   RunLog log(path);
   log.attrs_.clear();
   h5::File file = h5::open_file_read(path);

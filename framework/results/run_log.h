@@ -41,6 +41,8 @@ class RunLog {
   explicit RunLog(std::filesystem::path path);
 
   // Reads a committed run file back (to resume a run, or to inspect one).
+  // UserError naming the file when it cannot be read (damaged, not HDF5, or
+  // a newer schema).
   static RunLog load(const std::filesystem::path& path);
 
   const std::filesystem::path& path() const { return path_; }
@@ -78,6 +80,8 @@ class RunLog {
   void commit() const;
 
  private:
+  static RunLog load_unchecked(const std::filesystem::path& path);
+
   std::filesystem::path path_;
   std::map<std::string, std::map<std::string, AttrValue>> attrs_;                    // group -> name -> value
   std::map<std::string, std::map<std::string, std::vector<double>>> series_;         // series -> column -> values

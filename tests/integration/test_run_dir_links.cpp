@@ -57,3 +57,21 @@ TEST_CASE("links left at temporary file names are replaced, never written throug
   CHECK(fs::is_regular_file(fs::symlink_status(tmp.path / "r" / "run.h5")));
   CHECK(fs::is_regular_file(fs::symlink_status(tmp.path / "r" / "checkpoints" / "step-0000004.pt")));
 }
+
+TEST_CASE("a damaged run.h5 and a run.root that is a file are user errors (exit 2, named), not internal ones",
+          "[cli][integration][links]") {
+  TempDir tmp;
+  const std::string args = args_for(tmp);
+  REQUIRE(run_cli(args).exit_code == 0);
+  std::ofstream(tmp.path / "r" / "run.h5", std::ios::trunc) << "this is not HDF5";
+  auto damaged = run_cli(args);
+  CHECK(damaged.exit_code == 2);
+  CHECK_THAT(damaged.output, Catch::Contains("run.h5") && Catch::Contains("cannot read this run file"));
+  CHECK_THAT(damaged.output, !Catch::Contains("internal error"));
+
+  std::ofstream(tmp.path / "a-file") << "x";
+  auto file_root = run_cli(args + " run.root=" + (tmp.path / "a-file").string());
+  CHECK(file_root.exit_code == 2);
+  CHECK_THAT(file_root.output, Catch::Contains("a-file") && Catch::Contains("cannot open the run lock"));
+  CHECK_THAT(file_root.output, !Catch::Contains("internal error"));
+}
