@@ -75,6 +75,7 @@ fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torc
   archive.write("batcher_draws", torch::tensor(static_cast<int64_t>(state.batcher_draws)));
   archive.write("tokens_seen", torch::tensor(state.tokens_seen));
   archive.write("train_seconds", torch::tensor(state.train_seconds, torch::kFloat64));
+  archive.write("config_sha256", c10::IValue(state.config_sha256));
 
   // Write beside the target, fsync, rename, fsync the directory: a crash or a
   // power loss never leaves a torn checkpoint, and a failed write (a full
@@ -119,8 +120,11 @@ CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& model, 
     archive.read("batcher_draws", draws);
     archive.read("tokens_seen", tokens);
     archive.read("train_seconds", seconds);
+    c10::IValue config;
+    const bool has_config = archive.try_read("config_sha256", config);
     return CheckpointState{step.item<int64_t>(), static_cast<uint64_t>(draws.item<int64_t>()),
-                           tokens.item<int64_t>(), seconds.item<double>()};
+                           tokens.item<int64_t>(), seconds.item<double>(),
+                           has_config && config.isString() ? config.toStringRef() : std::string()};
   } catch (const c10::Error& e) {
     throw UserError(fmt::format("cannot resume from checkpoint {}: {} (it does not match this run's model; "
                                 "start over with --restart)",

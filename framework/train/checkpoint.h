@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <optional>
 
 namespace attnlab::train {
@@ -17,6 +18,7 @@ struct CheckpointState {
   uint64_t batcher_draws = 0;   // Batcher::state() after those steps
   int64_t tokens_seen = 0;
   double train_seconds = 0.0;
+  std::string config_sha256;    // the run config's identity (config_identity()); empty in older checkpoints
 };
 
 // Writes <run_dir>/checkpoints/step-<step>.pt atomically and prunes all but the newest `keep`.

@@ -17,6 +17,7 @@
 #include <limits>
 #include <optional>
 
+#include "config/node.h"
 #include "config/schema.h"
 #include "config/yaml_load.h"
 #include "core/error.h"
@@ -24,6 +25,7 @@
 #include "core/files.h"
 #include "core/progress.h"
 #include "data/dataset.h"
+#include "data/sha256.h"
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "eval/evaluate.h"
@@ -142,6 +144,13 @@ std::string changed_keys(const fs::path& config_file, const RunConfig& now) {
   return out;
 }
 
+// A run config's identity for its checkpoints: the sha256 of its values as
+// the schema writes them, run.root left out (as in changed_keys).
+std::string config_identity(RunConfig cfg) {
+  cfg.run.root.clear();
+  return data::sha256_hex(config::to_yaml(config::to_tree(cfg, "")));
+}
+
 void write_run_files(const fs::path& run_dir, const config::Composed& composed) {
   std::string defaults;
   for (const auto& d : composed.defaults) defaults += "- " + d + "\n";
@@ -214,7 +223,16 @@ TrainOutcome train(const TrainRequest& request) {
   outcome.run_file = run_file;
   // One writer per run directory, for the rest of this call (multirun jobs too).
   RunLock lock(request.run_dir);
-  if (!request.restart) refuse_linked_checkpoints(request.run_dir);  // --restart removes the link itself
+  if (!request.restart) {
+    refuse_linked_checkpoints(request.run_dir);  // --restart removes the link itself
+    // Checkpoints without their run file belong to a run whose record is gone;
+    // training beside them would let the older run's newer step win a resume.
+    if (const auto stale = latest_checkpoint(request.run_dir); stale && !fs::exists(run_file))
+      throw_user_error("run.name", "",
+                       fmt::format("{} holds checkpoints ({}) but no run.h5: they belong to a run whose record is "
+                                   "gone; pass --restart to start over, or move them away",
+                                   request.run_dir.string(), stale->filename().string()));
+  }
   if (request.restart) {
     remove_previous_run(request.run_dir);
   } else if (fs::exists(run_file)) {
@@ -246,6 +264,11 @@ TrainOutcome train(const TrainRequest& request) {
   const auto checkpoint = latest_checkpoint(request.run_dir);
   if (checkpoint && fs::exists(run_file)) {
     state = load_checkpoint(*checkpoint, *model, *optimizer);
+    if (!state.config_sha256.empty() && state.config_sha256 != config_identity(cfg))
+      throw_user_error("run.name", "",
+                       fmt::format("checkpoint {} was written by another config than this run's; pass --restart to "
+                                   "start over",
+                                   checkpoint->string()));
     log = RunLog::load(run_file);
     check_same_tokenizer(log, request.run_dir, dataset);
     log.truncate_after(state.step);
@@ -256,6 +279,7 @@ TrainOutcome train(const TrainRequest& request) {
     save_data_provenance(log, request.run_dir, cfg, dataset);
     log.add_event({0, "start", fmt::format("training on {}", device_description(device))});
   }
+  state.config_sha256 = config_identity(cfg);  // every checkpoint says which config wrote it
   set_status(log, "running", state.step);
   log.commit();
 

@@ -44,3 +44,41 @@ TEST_CASE("the same values spelt differently are the same run; run.root is not p
   CHECK(changed.exit_code == 2);
   CHECK_THAT(changed.output, Catch::Contains("different config (optim.lr)"));
 }
+
+TEST_CASE("checkpoints carry their config: without run.h5 they are refused, and a foreign one never resumes",
+          "[cli][integration][identity]") {
+  TempDir tmp;
+  std::ofstream(tmp.path / "corpus.txt") << [] {
+    std::string text;
+    for (int i = 0; i < 500; ++i) text += "And God saw the light, that it was good " + std::to_string(i) + ".\n";
+    return text;
+  }();
+  const std::string common = "train run.name=r model.max_seq_len=32 train.seq_len=32 train.device=cpu data=text data.path=" +
+                             (tmp.path / "corpus.txt").string() + " data.dir=" + (tmp.path / "data").string() +
+                             " run.root=" + tmp.path.string();
+  REQUIRE(run_cli(common + " train.steps=8").exit_code == 0);
+  REQUIRE(fs::exists(tmp.path / "r" / "checkpoints" / "step-0000008.pt"));
+
+  // run.h5 deleted: a new config must not train beside the old run's checkpoints.
+  fs::remove(tmp.path / "r" / "run.h5");
+  auto beside = run_cli(common + " train.steps=4");
+  CHECK(beside.exit_code == 2);
+  CHECK_THAT(beside.output, Catch::Contains("holds checkpoints (step-0000008.pt) but no run.h5"));
+  CHECK(fs::exists(tmp.path / "r" / "checkpoints" / "step-0000008.pt"));  // nothing deleted
+
+  // A checkpoint written by another config, placed where a resume would take it, is refused.
+  TempDir other;
+  std::ofstream(other.path / "corpus.txt") << [] {
+    std::string text;
+    for (int i = 0; i < 500; ++i) text += "And God saw the light, that it was good " + std::to_string(i) + ".\n";
+    return text;
+  }();
+  const std::string other_common = "train run.name=r model.max_seq_len=32 train.seq_len=32 train.device=cpu data=text "
+                                   "data.path=" + (other.path / "corpus.txt").string() + " data.dir=" +
+                                   (other.path / "data").string() + " run.root=" + other.path.string();
+  REQUIRE(run_cli(other_common + " train.steps=12 train.checkpoint_every=4 --stop-after 4").exit_code == 130);
+  fs::copy_file(tmp.path / "r" / "checkpoints" / "step-0000008.pt", other.path / "r" / "checkpoints" / "step-0000008.pt");
+  auto foreign = run_cli(other_common + " train.steps=12 train.checkpoint_every=4");
+  CHECK(foreign.exit_code == 2);
+  CHECK_THAT(foreign.output, Catch::Contains("step-0000008.pt was written by another config"));
+}
