@@ -177,7 +177,6 @@ int run(const EvalArgs& args) {
                                      l, cfg.model.max_seq_len, cfg.model.max_seq_len));
 
   eval::ContextOptions options;
-  options.lengths = lengths;
   options.chunk = args.chunk > 0 ? args.chunk : !args.decode.empty() ? 1 : train_len;
   options.tokens = args.tokens;
   options.batch = args.batch;
@@ -199,12 +198,13 @@ int run(const EvalArgs& args) {
              args.decode.empty() ? "" : fmt::format(", {} decode", args.decode));
   // A synthetic run has no text to score: it is evaluated by its recall task.
   const bool synthetic = cfg.data.kind == "synthetic";
+  const std::vector<int64_t> text_lengths = synthetic ? std::vector<int64_t>{} : lengths;
   int64_t total = 0;
-  for (int64_t l : synthetic ? std::vector<int64_t>{} : lengths) total += std::max<int64_t>(1, (args.tokens + l - 1) / l) * l;
+  for (int64_t l : text_lengths) total += std::max<int64_t>(1, (args.tokens + l - 1) / l) * l;
   Progress progress("eval context", total);
   int64_t done = 0;
   std::vector<eval::ContextRow> rows;
-  for (int64_t l : synthetic ? std::vector<int64_t>{} : lengths) {
+  for (int64_t l : text_lengths) {
     rows.push_back(eval::evaluate_context(loaded.model, loaded.dataset.val, l, train_len, options, bytes_of,
                                           [&](int64_t n) {
                                             done += n;

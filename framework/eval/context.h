@@ -21,7 +21,6 @@
 namespace attnlab::eval {
 
 struct ContextOptions {
-  std::vector<int64_t> lengths;  // context lengths to score
   int64_t chunk = 0;             // tokens per forward; 0: the whole window in one forward (no cache)
   int64_t tokens = 16384;        // scored tokens per length (windows = ceil(tokens / L), at least 1)
   int64_t batch = 8;             // windows per forward
