@@ -13,6 +13,7 @@
 #include "core/run_lock.h"
 #include "core/progress.h"
 #include "eval/context.h"
+#include "eval/evaluate.h"
 #include "eval/recall.h"
 #include "model/attention/attention.h"
 #include "results/run_log.h"
@@ -183,12 +184,12 @@ int run(const EvalArgs& args) {
   options.device = loaded.model->parameters().front().device();
   options.dtype = cfg.train.dtype == "bf16" && options.device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
 
-  const auto tokenizer = loaded.dataset.tokenizer;
   // The UTF-8 bytes the scored targets stand for, as training's bits per byte counts them.
-  auto bytes_of = [&tokenizer](const torch::Tensor& ids) {
+  const auto bytes_of_id = eval::token_byte_table(*loaded.dataset.tokenizer);
+  auto bytes_of = [&bytes_of_id](const torch::Tensor& ids) {
     auto c = ids.to(torch::kInt64).contiguous();
     int64_t bytes = 0;
-    for (int64_t i = 0; i < c.numel(); ++i) bytes += tokenizer->token_bytes(c.data_ptr<int64_t>()[i]);
+    for (int64_t i = 0; i < c.numel(); ++i) bytes += bytes_of_id[static_cast<size_t>(c.data_ptr<int64_t>()[i])];
     return bytes;
   };
 

@@ -52,6 +52,12 @@ void check_model(const RunConfig& c, Checker& k) {
            {"model.max_seq_len"});
 }
 
+// Whether fraction x width rotary dims is a whole, even number of at least 2
+// (RoPE rotates pairs); the rule behind every position.fraction check.
+bool rotates_pairs(double rot) {
+  return std::abs(rot - std::round(rot)) <= 1e-9 && static_cast<int64_t>(std::round(rot)) % 2 == 0 && rot >= 2;
+}
+
 void check_attention(const RunConfig& c, Checker& k) {
   const auto& a = c.model.attention;
   const auto& m = c.model;
@@ -114,8 +120,7 @@ void check_attention(const RunConfig& c, Checker& k) {
   if (p.kind == "rope" && a.rope_mode != "none" && k.ok({"position.fraction"})) {
     const int64_t width = a.rope_mode == "decoupled" ? dims.rope_dim : dims.nope_dim;
     const double rot = static_cast<double>(width) * p.fraction;
-    if (width >= 2 && (std::abs(rot - std::round(rot)) > 1e-9 || static_cast<int64_t>(std::round(rot)) % 2 != 0 ||
-                       rot < 2))
+    if (width >= 2 && !rotates_pairs(rot))
       k.fail("position.fraction",
              fmt::format("{} of MLA's rotated width ({}, attention.{}) gives {} rotary dims; RoPE needs an even "
                          "number of at least 2",
@@ -130,7 +135,7 @@ void check_position(const RunConfig& c, Checker& k) {
   if (p.kind == "rope" && c.model.attention.kind != "mla") {
     int64_t head = c.model.resolved_head_dim();
     double rot = static_cast<double>(head) * p.fraction;
-    if (std::abs(rot - std::round(rot)) > 1e-9 || static_cast<int64_t>(std::round(rot)) % 2 != 0 || rot < 2)
+    if (!rotates_pairs(rot))
       k.fail("position.fraction", fmt::format("{} of the head dim ({}) gives {} rotary dims; RoPE needs an even "
                                               "number of at least 2", p.fraction, head, rot));
   }

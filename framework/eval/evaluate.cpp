@@ -11,12 +11,16 @@
 
 namespace attnlab::eval {
 
+std::vector<int64_t> token_byte_table(const data::Tokenizer& tokenizer) {
+  std::vector<int64_t> bytes(static_cast<size_t>(tokenizer.vocab_size()));
+  for (size_t id = 0; id < bytes.size(); ++id) bytes[id] = tokenizer.token_bytes(static_cast<int64_t>(id));
+  return bytes;
+}
+
 EvalResult evaluate(model::TransformerLM& model, const Batches& batches, torch::Device device,
                     torch::ScalarType dtype, const data::Tokenizer& tokenizer) {
   // Bytes per id once, then a gather per batch.
-  std::vector<int64_t> bytes_of_id(static_cast<size_t>(tokenizer.vocab_size()));
-  for (size_t id = 0; id < bytes_of_id.size(); ++id) bytes_of_id[id] = tokenizer.token_bytes(static_cast<int64_t>(id));
-  const auto bytes_V = torch::tensor(bytes_of_id, torch::kInt64);
+  const auto bytes_V = torch::tensor(token_byte_table(tokenizer), torch::kInt64);
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;

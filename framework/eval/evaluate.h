@@ -23,6 +23,10 @@ struct EvalResult {
 
 using Batches = std::vector<std::pair<torch::Tensor, torch::Tensor>>;
 
+// The UTF-8 bytes each token id stands for (Tokenizer::token_bytes), as a
+// table: bits per byte sums it over the targets it scores.
+std::vector<int64_t> token_byte_table(const data::Tokenizer& tokenizer);
+
 // Evaluates in eval mode without gradients (autocast to `dtype` when it is
 // bf16/fp16); restores the model's training mode afterwards. Bits per byte
 // count the bytes of exactly the targets scored, through `tokenizer`.

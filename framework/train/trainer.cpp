@@ -223,19 +223,21 @@ TrainOutcome train(const TrainRequest& request) {
   outcome.run_file = run_file;
   // One writer per run directory, for the rest of this call (multirun jobs too).
   RunLock lock(request.run_dir);
-  if (!request.restart) {
-    refuse_linked_checkpoints(request.run_dir);  // --restart removes the link itself
+  std::optional<fs::path> checkpoint;  // the newest checkpoint to resume from, if any
+  if (request.restart) {
+    remove_previous_run(request.run_dir);  // the checkpoints (or a link in their place) too
+  } else {
+    refuse_linked_checkpoints(request.run_dir);
+    checkpoint = latest_checkpoint(request.run_dir);
     // Checkpoints without their run file belong to a run whose record is gone;
     // training beside them would let the older run's newer step win a resume.
-    if (const auto stale = latest_checkpoint(request.run_dir); stale && !fs::exists(run_file))
+    if (checkpoint && !fs::exists(run_file))
       throw_user_error("run.name", "",
                        fmt::format("{} holds checkpoints ({}) but no run.h5: they belong to a run whose record is "
                                    "gone; pass --restart to start over, or move them away",
-                                   request.run_dir.string(), stale->filename().string()));
+                                   request.run_dir.string(), checkpoint->filename().string()));
   }
-  if (request.restart) {
-    remove_previous_run(request.run_dir);
-  } else if (fs::exists(run_file)) {
+  if (!request.restart && fs::exists(run_file)) {
     const auto changed = changed_keys(request.run_dir / "config.yaml", cfg);
     if (!changed.empty()) {
       throw_user_error("run.name", "", fmt::format("{} already holds a run with a different config ({}); choose another "
@@ -258,13 +260,13 @@ TrainOutcome train(const TrainRequest& request) {
   fs::create_directories(request.run_dir);
   write_run_files(request.run_dir, request.composed);
 
-  // Resume from the newest checkpoint, or start fresh.
+  // Resume from the newest checkpoint (run.h5 beside it, as checked above), or start fresh.
+  const std::string identity = config_identity(cfg);
   CheckpointState state;
   RunLog log(run_file);
-  const auto checkpoint = latest_checkpoint(request.run_dir);
-  if (checkpoint && fs::exists(run_file)) {
+  if (checkpoint) {
     state = load_checkpoint(*checkpoint, *model, *optimizer);
-    if (!state.config_sha256.empty() && state.config_sha256 != config_identity(cfg))
+    if (!state.config_sha256.empty() && state.config_sha256 != identity)
       throw_user_error("run.name", "",
                        fmt::format("checkpoint {} was written by another config than this run's; pass --restart to "
                                    "start over",
@@ -279,7 +281,7 @@ TrainOutcome train(const TrainRequest& request) {
     save_data_provenance(log, request.run_dir, cfg, dataset);
     log.add_event({0, "start", fmt::format("training on {}", device_description(device))});
   }
-  state.config_sha256 = config_identity(cfg);  // every checkpoint says which config wrote it
+  state.config_sha256 = identity;  // every checkpoint says which config wrote it
   set_status(log, "running", state.step);
   log.commit();
 

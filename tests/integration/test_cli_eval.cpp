@@ -16,6 +16,7 @@
 
 using attnlab::results::RunLog;
 using attnlab::testing::run_cli;
+using attnlab::testing::text_corpus;
 using attnlab::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -29,13 +30,8 @@ std::string bytes_of(const fs::path& p) {
 
 // Trains a tiny run on a small text file; returns its directory.
 fs::path train_tiny(const TempDir& tmp, const std::string& name, const std::string& extra) {
-  std::ofstream(tmp.path / "corpus.txt") << [] {
-    std::string text;
-    for (int i = 0; i < 1000; ++i) text += "In the beginning God created the heaven and the earth. " + std::to_string(i) + "\n";
-    return text;
-  }();
-  auto r = run_cli("train data=text data.path=" + (tmp.path / "corpus.txt").string() + " data.dir=" +
-                   (tmp.path / "data").string() + " run.root=" + tmp.path.string() + " run.name=" + name +
+  const auto data = text_corpus(tmp.path, "In the beginning God created the heaven and the earth. ", 1000, "\n");
+  auto r = run_cli("train" + data + " run.root=" + tmp.path.string() + " run.name=" + name +
                    " model.max_seq_len=32 train.seq_len=32 train.steps=20 train.eval_every=20 train.device=cpu " +
                    extra);
   REQUIRE(r.exit_code == 0);

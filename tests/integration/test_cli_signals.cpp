@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <thread>
 
 #include "results/run_log.h"
@@ -17,18 +16,13 @@
 
 using attnlab::results::RunLog;
 using attnlab::testing::run_cli;
+using attnlab::testing::text_corpus;
 using attnlab::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 std::string train_args(const TempDir& tmp, int steps) {
-  std::ofstream(tmp.path / "corpus.txt") << [] {
-    std::string text;
-    for (int i = 0; i < 800; ++i) text += "And the evening and the morning were the day " + std::to_string(i) + ".\n";
-    return text;
-  }();
-  return "train data=text data.path=" + (tmp.path / "corpus.txt").string() + " data.dir=" + (tmp.path / "data").string() +
-         " run.root=" + tmp.path.string() + " run.name=r model.max_seq_len=32 train.seq_len=32 train.device=cpu" +
+  return "train" + text_corpus(tmp.path, "And the evening and the morning were the day ", 800) + " run.root=" + tmp.path.string() + " run.name=r model.max_seq_len=32 train.seq_len=32 train.device=cpu" +
          " train.steps=" + std::to_string(steps) + " train.eval_every=0 train.checkpoint_every=0";
 }
 

@@ -8,18 +8,13 @@
 #include "test_support.h"
 
 using attnlab::testing::run_cli;
+using attnlab::testing::text_corpus;
 using attnlab::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 std::string args_for(const TempDir& tmp) {
-  std::ofstream(tmp.path / "corpus.txt") << [] {
-    std::string text;
-    for (int i = 0; i < 500; ++i) text += "The earth was without form, and void " + std::to_string(i) + ".\n";
-    return text;
-  }();
-  return "train data=text data.path=" + (tmp.path / "corpus.txt").string() + " data.dir=" +
-         (tmp.path / "data").string() + " run.root=" + tmp.path.string() +
+  return "train" + text_corpus(tmp.path, "The earth was without form, and void ", 500) + " run.root=" + tmp.path.string() +
          " run.name=r model.max_seq_len=32 train.seq_len=32 train.steps=4 train.device=cpu";
 }
 std::string read(const fs::path& p) {

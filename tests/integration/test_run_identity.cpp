@@ -3,24 +3,18 @@
 // is refused, naming the key.
 #include <catch2/catch.hpp>
 
-#include <fstream>
 
 #include "test_support.h"
 
 using attnlab::testing::run_cli;
+using attnlab::testing::text_corpus;
 using attnlab::test::TempDir;
 namespace fs = std::filesystem;
 
 TEST_CASE("the same values spelt differently are the same run; run.root is not part of its identity",
           "[cli][integration][identity]") {
   TempDir tmp;
-  std::ofstream(tmp.path / "corpus.txt") << [] {
-    std::string text;
-    for (int i = 0; i < 500; ++i) text += "Let there be light: and there was light " + std::to_string(i) + ".\n";
-    return text;
-  }();
-  const std::string data = " data=text data.path=" + (tmp.path / "corpus.txt").string() +
-                           " data.dir=" + (tmp.path / "data").string();
+  const std::string data = text_corpus(tmp.path, "Let there be light: and there was light ", 500);
   const std::string common = "train run.name=r model.max_seq_len=32 train.seq_len=32 train.steps=5 train.device=cpu";
   auto first = run_cli(common + data + " optim.lr=1e-3 train.batch_size=1_6 run.root=" + (tmp.path / "a").string());
   REQUIRE(first.exit_code == 0);
@@ -47,15 +41,13 @@ TEST_CASE("the same values spelt differently are the same run; run.root is not p
 
 TEST_CASE("checkpoints carry their config: without run.h5 they are refused, and a foreign one never resumes",
           "[cli][integration][identity]") {
+  // The same small run, rooted in `dir`.
+  auto common_in = [](const fs::path& dir) {
+    return "train run.name=r model.max_seq_len=32 train.seq_len=32 train.device=cpu" +
+           text_corpus(dir, "And God saw the light, that it was good ", 500) + " run.root=" + dir.string();
+  };
   TempDir tmp;
-  std::ofstream(tmp.path / "corpus.txt") << [] {
-    std::string text;
-    for (int i = 0; i < 500; ++i) text += "And God saw the light, that it was good " + std::to_string(i) + ".\n";
-    return text;
-  }();
-  const std::string common = "train run.name=r model.max_seq_len=32 train.seq_len=32 train.device=cpu data=text data.path=" +
-                             (tmp.path / "corpus.txt").string() + " data.dir=" + (tmp.path / "data").string() +
-                             " run.root=" + tmp.path.string();
+  const std::string common = common_in(tmp.path);
   REQUIRE(run_cli(common + " train.steps=8").exit_code == 0);
   REQUIRE(fs::exists(tmp.path / "r" / "checkpoints" / "step-0000008.pt"));
 
@@ -68,14 +60,7 @@ TEST_CASE("checkpoints carry their config: without run.h5 they are refused, and 
 
   // A checkpoint written by another config, placed where a resume would take it, is refused.
   TempDir other;
-  std::ofstream(other.path / "corpus.txt") << [] {
-    std::string text;
-    for (int i = 0; i < 500; ++i) text += "And God saw the light, that it was good " + std::to_string(i) + ".\n";
-    return text;
-  }();
-  const std::string other_common = "train run.name=r model.max_seq_len=32 train.seq_len=32 train.device=cpu data=text "
-                                   "data.path=" + (other.path / "corpus.txt").string() + " data.dir=" +
-                                   (other.path / "data").string() + " run.root=" + other.path.string();
+  const std::string other_common = common_in(other.path);
   REQUIRE(run_cli(other_common + " train.steps=12 train.checkpoint_every=4 --stop-after 4").exit_code == 130);
   fs::copy_file(tmp.path / "r" / "checkpoints" / "step-0000008.pt", other.path / "r" / "checkpoints" / "step-0000008.pt");
   auto foreign = run_cli(other_common + " train.steps=12 train.checkpoint_every=4");

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "../unit/temp_dir.h"
@@ -29,6 +30,17 @@ inline CliResult run_cli(const std::string& args) {
   int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Writes <dir>/corpus.txt, `lines` numbered lines (prefix, the number,
+// suffix), and returns the overrides that train on it with its prepared data
+// in <dir>/data: " data=text data.path=... data.dir=...".
+inline std::string text_corpus(const std::filesystem::path& dir, const std::string& prefix, int lines,
+                               const std::string& suffix = ".\n") {
+  std::string text;
+  for (int i = 0; i < lines; ++i) text += prefix + std::to_string(i) + suffix;
+  attnlab::test::write_bytes(dir / "corpus.txt", text);
+  return " data=text data.path=" + (dir / "corpus.txt").string() + " data.dir=" + (dir / "data").string();
 }
 
 }  // namespace attnlab::testing
