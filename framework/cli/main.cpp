@@ -2,6 +2,8 @@
 // user errors into a message and exit code 2 (no backtrace).
 #include <fmt/format.h>
 
+#include <c10/util/Logging.h>
+
 #include <iostream>
 
 #include "cli/commands.h"
@@ -10,9 +12,13 @@
 #include "config/inspect.h"
 #include "config/schema.h"
 #include "core/error.h"
+#include "core/failpoint.h"
 
 int main(int argc, char** argv) {
   using namespace attnlab;
+  // LibTorch's allocation failures must throw (the trainer turns them into a
+  // message naming the keys that size memory), never LOG(FATAL) and abort.
+  FLAGS_caffe2_use_fatal_for_enforce = false;
   CLI::App app{"attnlab: attention and KV-cache ablations on small language models"};
   app.require_subcommand(0, 1);
   bool version = false;
@@ -47,6 +53,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    failpoint::check_environment();  // a malformed ATTNLAB_FAILPOINT is refused before anything runs
     if (version) return cli::print_version();
     if (show_schema) {
       std::cout << config::format_schema();
@@ -72,6 +79,9 @@ int main(int argc, char** argv) {
   } catch (const UserError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return kExitUserError;
+  } catch (const Error& e) {  // the environment failed us: a full disk, an I/O error, out of memory
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "internal error: {}\n", e.what());
     return 1;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/failpoint.h"
 #include "results/durable.h"
 #include "results/run_log.h"
 
@@ -35,8 +36,10 @@ void fsync_directory(const std::filesystem::path& dir) {
   fsync_path(dir.empty() ? std::filesystem::path(".") : dir, O_RDONLY | O_DIRECTORY);
 }
 
-void replace_durably(const std::filesystem::path& tmp, const std::filesystem::path& target) {
+void replace_durably(const std::filesystem::path& tmp, const std::filesystem::path& target,
+                     std::string_view failpoint) {
   try {
+    failpoint::hit_at(failpoint, "before_rename", target);
     fsync_file(tmp);
     if (::rename(tmp.c_str(), target.c_str()) != 0) {
       throw Error(fmt::format("cannot rename {} to {}: {}", tmp.string(), target.string(), std::strerror(errno)));
@@ -46,10 +49,11 @@ void replace_durably(const std::filesystem::path& tmp, const std::filesystem::pa
     std::filesystem::remove(tmp, ignored);
     throw;
   }
+  failpoint::hit_at(failpoint, "after_rename", target.parent_path());
   fsync_directory(target.parent_path());
 }
 
-void atomic_write_text(const std::filesystem::path& path, const std::string& bytes) {
+void atomic_write_text(const std::filesystem::path& path, const std::string& bytes, std::string_view failpoint) {
   auto tmp = path;
   tmp += ".tmp";
   int fd = open_fresh(tmp);
@@ -70,7 +74,14 @@ void atomic_write_text(const std::filesystem::path& path, const std::string& byt
     std::filesystem::remove(tmp, ignored);
     throw Error(fmt::format("cannot flush {}: {}", tmp.string(), std::strerror(errno)));
   }
-  replace_durably(tmp, path);
+  try {
+    failpoint::hit_at(failpoint, "write", path);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
+  }
+  replace_durably(tmp, path, failpoint);
 }
 
 }  // namespace attnlab::results

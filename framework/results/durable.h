@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string_view>
 
 namespace attnlab::results {
 
@@ -20,8 +21,11 @@ void fsync_file(const std::filesystem::path& path);
 void fsync_directory(const std::filesystem::path& dir);
 
 // Makes a finished temporary file the target: fsync(tmp), rename(tmp, target),
-// fsync(target's directory). On failure the target is untouched, tmp is
-// removed, and Error names both paths.
-void replace_durably(const std::filesystem::path& tmp, const std::filesystem::path& target);
+// fsync(target's directory). On failure before the rename the target is
+// untouched, tmp is removed, and Error names both paths. `failpoint` names
+// the caller's failpoints ("checkpoint" -> checkpoint.before_rename and
+// checkpoint.after_rename, core/failpoint.h); empty for none.
+void replace_durably(const std::filesystem::path& tmp, const std::filesystem::path& target,
+                     std::string_view failpoint = {});
 
 }  // namespace attnlab::results

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "core/failpoint.h"
 #include "results/durable.h"
 #include "results/h5.h"
 
@@ -75,6 +76,15 @@ const AttrValue* RunLog::attr(const std::string& group, const std::string& name)
   return a == g->second.end() ? nullptr : &a->second;
 }
 
+void RunLog::remove_attr(const std::string& group, const std::string& name) {
+  const std::string g = normalize_group(group);
+  if (g == "/" && name == "schema_version") throw Error("run log: schema_version cannot be removed");
+  auto it = attrs_.find(g);
+  if (it == attrs_.end()) return;
+  it->second.erase(name);
+  if (it->second.empty()) attrs_.erase(it);
+}
+
 void RunLog::append(const std::string& series, const std::map<std::string, double>& row) {
   check_series_name(series);
   if (row.empty()) throw Error(fmt::format("run log: empty row appended to series '{}'", series));
@@ -122,6 +132,14 @@ std::vector<double> RunLog::column(const std::string& series, const std::string&
   if (s == series_.end()) return {};
   auto c = s->second.find(name);
   return c == s->second.end() ? std::vector<double>{} : c->second;
+}
+
+std::vector<std::string> RunLog::columns(const std::string& series) const {
+  std::vector<std::string> out;
+  const auto it = series_.find(series);
+  if (it != series_.end())
+    for (const auto& [name, values] : it->second) out.push_back(name);
+  return out;
 }
 
 std::vector<std::string> RunLog::series_names() const {
@@ -216,6 +234,7 @@ void RunLog::commit() const {
       h5::write_strings(g.id(), "message", messages);
     }
     file.close();
+    failpoint::hit("run_commit.write", path_);
   } catch (...) {
     file = h5::File();
     // A regular file at tmp is ours (create_file truncates one left by a
@@ -224,7 +243,7 @@ void RunLog::commit() const {
     if (std::filesystem::is_regular_file(tmp, ec)) std::filesystem::remove(tmp, ec);
     throw;
   }
-  replace_durably(tmp, path_);
+  replace_durably(tmp, path_, "run_commit");
 }
 
 RunLog RunLog::load(const std::filesystem::path& path) {

@@ -12,6 +12,7 @@
 //   /train/<col> 1-D float64 datasets, one row per logged step (step, loss, lr, ...)
 //   /eval/<col>  likewise for evaluations (step, val_loss, val_ppl, ...)
 //   /summary     attrs: final_val_ppl, best_val_ppl, train_seconds, tokens_seen
+//   /checkpoints attrs: one per checkpoint that belongs to the run, its file name -> sha256
 //   /events      step (int64), kind (string), message (string)
 #pragma once
 
@@ -20,12 +21,14 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 namespace attnlab::results {
 
-inline constexpr int64_t kRunSchemaVersion = 1;
+// 2: /checkpoints lists the run's checkpoints with their sha256 (train/run_directory.h).
+inline constexpr int64_t kRunSchemaVersion = 2;
 
 using AttrValue = std::variant<int64_t, double, std::string>;
 
@@ -52,6 +55,9 @@ class RunLog {
   // schema_version is RunLog's own and cannot be set.
   void set_attr(const std::string& group, const std::string& name, AttrValue value);
   const AttrValue* attr(const std::string& group, const std::string& name) const;
+  // Removes an attribute (nothing when absent); a group left without
+  // attributes is not written.
+  void remove_attr(const std::string& group, const std::string& name);
   // Every attribute, by normalized group ("/", "/model", ...).
   const std::map<std::string, std::map<std::string, AttrValue>>& attrs() const { return attrs_; }
 
@@ -60,6 +66,8 @@ class RunLog {
   void append(const std::string& series, const std::map<std::string, double>& row);
   // The values of one column; empty when absent.
   std::vector<double> column(const std::string& series, const std::string& name) const;
+  // Names of the columns of a series, sorted; empty when absent.
+  std::vector<std::string> columns(const std::string& series) const;
   // Names of the series that hold rows ("eval", "eval/context", "train"), sorted.
   std::vector<std::string> series_names() const;
   // Drops rows whose "step" column is greater than `step` (used when resuming
@@ -90,6 +98,8 @@ class RunLog {
 
 // Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
 // rename over the target, fsync the directory. Used for config.yaml & co.
-void atomic_write_text(const std::filesystem::path& path, const std::string& bytes);
+// `failpoint` names its failpoints ("config" -> config.write, ...); empty for none.
+void atomic_write_text(const std::filesystem::path& path, const std::string& bytes,
+                       std::string_view failpoint = {});
 
 }  // namespace attnlab::results
