@@ -14,6 +14,7 @@
 #include "results/run_log.h"
 #include "runtime/device.h"
 #include "train/checkpoint.h"
+#include "train/run_directory.h"
 
 namespace attnlab::cli {
 namespace fs = std::filesystem;
@@ -82,7 +83,15 @@ LoadedRun load_run(const fs::path& run_dir, const std::string& device_name, bool
   config::check_rules(run.config, loaded.root, {}, problems);
   if (!problems.empty()) throw UserError(std::move(problems));
 
+  // The newest checkpoint the run file lists whose bytes still match their
+  // checksum (a garbled newest one falls back to the one before).
   auto checkpoint = train::latest_checkpoint(run_dir);
+  if (checkpoint && fs::exists(run_dir / "run.h5")) {
+    checkpoint = train::verified_checkpoint(run_dir, results::RunLog::load(run_dir / "run.h5"));
+    if (!checkpoint)
+      throw_user_error("", run_dir.string(), "no checkpoint of the run matches the sha256 its run.h5 records: "
+                                             "they were changed or damaged after training");
+  }
   if (!checkpoint) {
     throw_user_error("", run_dir.string(), "the run has no checkpoint yet (train it first, or wait for its first "
                                            "checkpoint)");

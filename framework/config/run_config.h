@@ -124,7 +124,7 @@ struct TrainConfig {
   int64_t eval_every = 50;
   int64_t eval_batches = 8;
   int64_t checkpoint_every = 0;     // 0: only at the end
-  int64_t keep_checkpoints = 1;
+  int64_t keep_checkpoints = 2;
   int64_t log_every = 10;
   bool cuda_graph = false;
   int64_t threads = 0;              // CPU intra-op threads; 0 = LibTorch's default

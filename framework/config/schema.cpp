@@ -100,7 +100,7 @@ std::vector<KeySpec> make_schema() {
       I("train.eval_every", 0, kBig, FIELD(train.eval_every), "steps between evaluations; 0: only at the end"),
       I("train.eval_batches", 1, 1 << 20, FIELD(train.eval_batches), "validation batches per evaluation"),
       I("train.checkpoint_every", 0, kBig, FIELD(train.checkpoint_every), "steps between checkpoints; 0: only at the end"),
-      I("train.keep_checkpoints", 1, 1 << 16, FIELD(train.keep_checkpoints), "checkpoints kept on disk"),
+      I("train.keep_checkpoints", 1, 1 << 16, FIELD(train.keep_checkpoints), "checkpoints kept; with 2+ a damaged newest falls back"),
       I("train.log_every", 1, kBig, FIELD(train.log_every), "steps between log lines"),
       B("train.cuda_graph", FIELD(train.cuda_graph), "capture the training step in a CUDA graph"),
       I("train.threads", 0, 1024, FIELD(train.threads), "CPU intra-op threads; 0: LibTorch's default"),

@@ -1,11 +1,16 @@
 // A plain SHA-256: one pass over the message in 64-byte blocks.
 #include "data/sha256.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <vector>
 
 #include <fmt/format.h>
+
+#include "core/error.h"
 
 namespace attnlab::data {
 namespace {
@@ -51,24 +56,57 @@ void compress(std::array<uint32_t, 8>& h, const unsigned char* block) {
 
 }  // namespace
 
-std::string sha256_hex(std::string_view bytes) {
-  std::array<uint32_t, 8> h = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+Sha256::Sha256()
+    : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+
+void Sha256::update(std::string_view bytes) {
   const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-  size_t full = bytes.size() / 64 * 64;
-  for (size_t off = 0; off < full; off += 64) compress(h, data + off);
+  size_t n = bytes.size();
+  length_ += n;
+  if (buffered_ > 0) {  // complete the block a previous update() began
+    const size_t take = std::min(n, size_t{64} - buffered_);
+    std::memcpy(block_.data() + buffered_, data, take);
+    buffered_ += take, data += take, n -= take;
+    if (buffered_ < 64) return;
+    compress(h_, block_.data());
+    buffered_ = 0;
+  }
+  for (; n >= 64; data += 64, n -= 64) compress(h_, data);
+  std::memcpy(block_.data(), data, n);
+  buffered_ = n;
+}
+
+std::string Sha256::hex() {
   // Padding: 0x80, zeros, then the message length in bits as a big-endian 64-bit number.
   std::array<unsigned char, 128> tail{};
-  size_t rest = bytes.size() - full;
-  if (rest > 0) std::memcpy(tail.data(), data + full, rest);
-  tail[rest] = 0x80;
-  size_t tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
-  uint64_t bits = static_cast<uint64_t>(bytes.size()) * 8;
+  std::memcpy(tail.data(), block_.data(), buffered_);
+  tail[buffered_] = 0x80;
+  const size_t tail_len = buffered_ + 1 + 8 <= 64 ? 64 : 128;
+  const uint64_t bits = static_cast<uint64_t>(length_) * 8;
   for (int i = 0; i < 8; ++i) tail[tail_len - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
-  for (size_t off = 0; off < tail_len; off += 64) compress(h, tail.data() + off);
+  for (size_t off = 0; off < tail_len; off += 64) compress(h_, tail.data() + off);
   std::string out;
-  for (uint32_t v : h) out += fmt::format("{:08x}", v);
+  for (uint32_t v : h_) out += fmt::format("{:08x}", v);
   return out;
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  Sha256 sha;
+  sha.update(bytes);
+  return sha.hex();
+}
+
+std::string sha256_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("cannot open {} to hash it", path.string()));
+  Sha256 sha;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    sha.update(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
+  }
+  if (in.bad()) throw Error(fmt::format("cannot read {} to hash it", path.string()));
+  return sha.hex();
 }
 
 }  // namespace attnlab::data

@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/failpoint.h"
 #include "results/durable.h"
 
 namespace attnlab::train {
 namespace fs = std::filesystem;
 
-namespace {
-std::vector<fs::path> list_checkpoints(const fs::path& dir) {
+std::vector<fs::path> list_checkpoints(const fs::path& run_dir) {
+  const fs::path dir = run_dir / "checkpoints";
   std::vector<fs::path> out;
   if (!fs::is_directory(dir)) return out;
   for (const auto& entry : fs::directory_iterator(dir)) {
@@ -25,6 +26,8 @@ std::vector<fs::path> list_checkpoints(const fs::path& dir) {
   std::sort(out.begin(), out.end());  // zero-padded step numbers sort by name
   return out;
 }
+
+namespace {
 
 // Module::load() would adopt the saved tensors' storage, and with a dtype
 // other than the parameter's it reinterprets the bytes; copying each saved
@@ -60,7 +63,7 @@ void refuse_linked_checkpoints(const fs::path& run_dir) {
 }
 
 fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                         const CheckpointState& state, int64_t keep) {
+                         const CheckpointState& state) {
   const fs::path dir = run_dir / "checkpoints";
   refuse_linked_checkpoints(run_dir);
   fs::create_directories(dir);
@@ -85,22 +88,21 @@ fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torc
   ::close(results::open_fresh(tmp));  // a fresh regular file: never through a link left at tmp
   try {
     archive.save_to(tmp.string());
+    failpoint::hit("checkpoint.write", path);
   } catch (const std::exception& e) {
     std::error_code ec;
     if (fs::is_regular_file(tmp, ec)) fs::remove(tmp, ec);  // ours, even half-written
-    throw Error(fmt::format("cannot write checkpoint {}: {}", path.string(), e.what()));
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    throw Error(fmt::format("cannot write checkpoint {}: {}", path.string(),
+                            c10_error ? c10_error->what_without_backtrace() : e.what()));
   }
-  results::replace_durably(tmp, path);
-
-  auto all = list_checkpoints(dir);
-  const auto n_keep = static_cast<size_t>(std::max<int64_t>(1, keep));
-  for (size_t i = 0; i + n_keep < all.size(); ++i) fs::remove(all[i]);
+  results::replace_durably(tmp, path, "checkpoint");
   return path;
 }
 
 std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
   refuse_linked_checkpoints(run_dir);
-  auto all = list_checkpoints(run_dir / "checkpoints");
+  auto all = list_checkpoints(run_dir);
   if (all.empty()) return std::nullopt;
   return all.back();
 }

@@ -1,6 +1,7 @@
 // Training checkpoints: model and optimizer state, the step, and the data
 // stream position, in one LibTorch archive written atomically
-// (checkpoints/step-NNNNNNN.pt). Older ones are pruned to keep_checkpoints.
+// (checkpoints/step-NNNNNNN.pt). Which ones belong to the run, their
+// checksums and their pruning are the run directory's (run_directory.h).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <string>
 #include <optional>
+#include <vector>
 
 namespace attnlab::train {
 
@@ -21,9 +23,14 @@ struct CheckpointState {
   std::string config_sha256;    // the run config's identity (config_identity()); empty in older checkpoints
 };
 
-// Writes <run_dir>/checkpoints/step-<step>.pt atomically and prunes all but the newest `keep`.
+// Writes <run_dir>/checkpoints/step-<step>.pt atomically (temporary file,
+// fsync, rename, directory fsync) and returns its path. On failure no
+// temporary file remains and Error names the checkpoint.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, torch::nn::Module& model,
-                                      torch::optim::Optimizer& optimizer, const CheckpointState& state, int64_t keep);
+                                      torch::optim::Optimizer& optimizer, const CheckpointState& state);
+
+// The checkpoint files in <run_dir>/checkpoints, oldest first.
+std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& run_dir);
 
 // The newest checkpoint in <run_dir>/checkpoints, if any.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);

@@ -21,7 +21,6 @@
 #include "config/schema.h"
 #include "config/yaml_load.h"
 #include "core/error.h"
-#include "core/run_lock.h"
 #include "core/files.h"
 #include "core/progress.h"
 #include "data/dataset.h"
@@ -37,6 +36,7 @@
 #include "train/mfu.h"
 #include "train/model_info.h"
 #include "train/optimizer.h"
+#include "train/run_directory.h"
 #include "train/schedule.h"
 
 namespace attnlab::train {
@@ -88,14 +88,6 @@ std::string host_name() {
   return gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string("unknown");
 }
 
-void remove_previous_run(const fs::path& run_dir) {
-  for (const char* name : {"run.h5", "run.h5.tmp", "config.yaml", "overrides.yaml", "defaults.yaml"}) {
-    fs::remove(run_dir / name);
-  }
-  fs::remove_all(run_dir / "checkpoints");
-  fs::remove_all(run_dir / "tokenizer");
-}
-
 // The run keeps its own copy of the tokenizer, so `eval` and `generate` use
 // exactly the one it was trained with, and records what it trained on.
 void save_data_provenance(RunLog& log, const fs::path& run_dir, const RunConfig& cfg, const data::Dataset& ds) {
@@ -125,38 +117,12 @@ void check_same_tokenizer(const RunLog& log, const fs::path& run_dir, const data
   }
 }
 
-// Whether a run directory's config is this run's, by value: numbers as
-// numbers, paths normalised, run.root ignored (a moved results folder still
-// resumes). Returns the keys that differ, comma-separated; empty when the same.
-std::string changed_keys(const fs::path& config_file, const RunConfig& now) {
-  const auto text = read_file(config_file);
-  if (!text) return {};  // no config yet: nothing to compare
-  std::vector<Diagnostic> problems;
-  RunConfig before;
-  try {
-    before = config::to_run_config(config::load_yaml_string(*text, config_file.string()).root, problems);
-  } catch (const UserError&) {
-    return "its config.yaml cannot be read";
-  }
-  if (!problems.empty()) return "its config.yaml does not fit this version's schema";
-  std::string out;
-  for (const auto& key : config::differing_keys(before, now, {"run.root"})) out += (out.empty() ? "" : ", ") + key;
-  return out;
-}
-
-// A run config's identity for its checkpoints: the sha256 of its values as
-// the schema writes them, run.root left out (as in changed_keys).
-std::string config_identity(RunConfig cfg) {
-  cfg.run.root.clear();
-  return data::sha256_hex(config::to_yaml(config::to_tree(cfg, "")));
-}
-
 void write_run_files(const fs::path& run_dir, const config::Composed& composed) {
   std::string defaults;
   for (const auto& d : composed.defaults) defaults += "- " + d + "\n";
-  results::atomic_write_text(run_dir / "config.yaml", composed.resolved_yaml);
-  results::atomic_write_text(run_dir / "overrides.yaml", composed.overrides_yaml);
-  results::atomic_write_text(run_dir / "defaults.yaml", defaults);
+  results::atomic_write_text(run_dir / "config.yaml", composed.resolved_yaml, "config");
+  results::atomic_write_text(run_dir / "overrides.yaml", composed.overrides_yaml, "config");
+  results::atomic_write_text(run_dir / "defaults.yaml", defaults, "config");
 }
 
 void write_root_attrs(RunLog& log, const config::Composed& composed, const torch::Device& device) {
@@ -171,11 +137,6 @@ void write_root_attrs(RunLog& log, const config::Composed& composed, const torch
   log.set_attr("/", "started", utc_now());
   log.set_attr("/", "config_yaml", composed.resolved_yaml);
   log.set_attr("/", "overrides", composed.overrides_yaml);
-}
-
-void set_status(RunLog& log, const std::string& status, int64_t step) {
-  log.set_attr("/", "status", status);
-  log.set_attr("/", "status_step", step);
 }
 
 double median(std::vector<double> v) {
@@ -197,7 +158,34 @@ data::Batcher training_batcher(const RunConfig& cfg, const data::TokenStore& tra
   return data::Batcher(train, cfg.train.batch_size, cfg.train.seq_len, static_cast<uint64_t>(cfg.resolved_data_seed()));
 }
 
-TrainOutcome train(const TrainRequest& request) {
+namespace {
+
+// A failure the trainer has already explained (an allocation failure with the
+// keys that size memory): passed through as it is.
+class ExplainedError : public Error {
+ public:
+  using Error::Error;
+};
+
+// What to tell the user about an exception that ends a run. An allocation
+// failure, on the CPU or a GPU, names the keys that size memory; anything
+// else keeps its own message (an I/O error names its file).
+std::string describe_failure(const std::exception& e, const RunConfig& cfg) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
+  const bool out_of_memory = dynamic_cast<const std::bad_alloc*>(&e) != nullptr ||
+                             dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr ||
+                             what.find("can't allocate memory") != std::string::npos;
+  if (!out_of_memory) return what;
+  const auto first_line = what.substr(0, what.find('\n'));
+  return fmt::format("out of memory (train.device={}: {}). Memory grows with train.batch_size={}, "
+                     "train.seq_len={}, model.d_model={}, model.n_layers={} and the vocabulary; lower one of them "
+                     "(raise train.grad_accum to keep the tokens per step), or pick a smaller model=",
+                     cfg.train.device, first_line, cfg.train.batch_size, cfg.train.seq_len, cfg.model.d_model,
+                     cfg.model.n_layers);
+}
+
+TrainOutcome train_run(const TrainRequest& request) {
   const RunConfig& cfg = request.composed.run;
   const TrainConfig& tc = cfg.train;
 
@@ -222,28 +210,9 @@ TrainOutcome train(const TrainRequest& request) {
   TrainOutcome outcome;
   outcome.run_file = run_file;
   // One writer per run directory, for the rest of this call (multirun jobs too).
-  RunLock lock(request.run_dir);
-  std::optional<fs::path> checkpoint;  // the newest checkpoint to resume from, if any
-  if (request.restart) {
-    remove_previous_run(request.run_dir);  // the checkpoints (or a link in their place) too
-  } else {
-    refuse_linked_checkpoints(request.run_dir);
-    checkpoint = latest_checkpoint(request.run_dir);
-    // Checkpoints without their run file belong to a run whose record is gone;
-    // training beside them would let the older run's newer step win a resume.
-    if (checkpoint && !fs::exists(run_file))
-      throw_user_error("run.name", "",
-                       fmt::format("{} holds checkpoints ({}) but no run.h5: they belong to a run whose record is "
-                                   "gone; pass --restart to start over, or move them away",
-                                   request.run_dir.string(), checkpoint->filename().string()));
-  }
-  if (!request.restart && fs::exists(run_file)) {
-    const auto changed = changed_keys(request.run_dir / "config.yaml", cfg);
-    if (!changed.empty()) {
-      throw_user_error("run.name", "", fmt::format("{} already holds a run with a different config ({}); choose another "
-                                                   "run.name, or pass --restart to replace it",
-                                                   request.run_dir.string(), changed));
-    }
+  RunDirectory run_dir(request.run_dir, request.restart);
+  run_dir.check_belongs(cfg);
+  if (run_dir.has_record()) {
     RunLog existing = RunLog::load(run_file);
     const auto* status = existing.attr("/", "status");
     if (status && std::get<std::string>(*status) == "complete") {
@@ -256,25 +225,27 @@ TrainOutcome train(const TrainRequest& request) {
       return outcome;
     }
   }
-
-  fs::create_directories(request.run_dir);
   write_run_files(request.run_dir, request.composed);
 
-  // Resume from the newest checkpoint (run.h5 beside it, as checked above), or start fresh.
+  // Resume from the newest verified checkpoint the record lists, or start fresh.
   const std::string identity = config_identity(cfg);
   CheckpointState state;
   RunLog log(run_file);
-  if (checkpoint) {
-    state = load_checkpoint(*checkpoint, *model, *optimizer);
-    if (!state.config_sha256.empty() && state.config_sha256 != identity)
-      throw_user_error("run.name", "",
-                       fmt::format("checkpoint {} was written by another config than this run's; pass --restart to "
-                                   "start over",
-                                   checkpoint->string()));
+  if (run_dir.has_record()) {
     log = RunLog::load(run_file);
     check_same_tokenizer(log, request.run_dir, dataset);
-    log.truncate_after(state.step);
-    log.add_event({state.step, "resume", fmt::format("resumed from {}", checkpoint->filename().string())});
+    if (const auto checkpoint = run_dir.reconcile(log)) {
+      state = load_checkpoint(*checkpoint, *model, *optimizer);
+      if (!state.config_sha256.empty() && state.config_sha256 != identity)
+        throw_user_error("run.name", "",
+                         fmt::format("checkpoint {} was written by another config than this run's; pass --restart to "
+                                     "start over",
+                                     checkpoint->string()));
+      log.add_event({state.step, "resume", fmt::format("resumed from {}", checkpoint->filename().string())});
+    } else {
+      log.add_event({0, "resume", "no checkpoint to resume from: training again from step 0"});
+    }
+    log.truncate_after(state.step);  // rows past the checkpoint come again, bit for bit
   } else {
     write_root_attrs(log, request.composed, device);
     write_model_attrs(log, *model, cfg);
@@ -282,182 +253,204 @@ TrainOutcome train(const TrainRequest& request) {
     log.add_event({0, "start", fmt::format("training on {}", device_description(device))});
   }
   state.config_sha256 = identity;  // every checkpoint says which config wrote it
-  set_status(log, "running", state.step);
-  log.commit();
 
-  // Training windows from the corpus, or generated sequences of a synthetic task.
-  const auto spec = data::SyntheticSpec::from(cfg.data, tc.seq_len);
-  const auto data_seed = static_cast<uint64_t>(cfg.resolved_data_seed());
-  using AnyBatcher = std::variant<data::Batcher, data::SyntheticBatcher>;
-  AnyBatcher batcher = synthetic ? AnyBatcher{data::SyntheticBatcher(spec, tc.batch_size, data_seed)}
-                                 : AnyBatcher{training_batcher(cfg, dataset.train)};
-  std::visit([&](auto& b) { b.set_state(state.batcher_draws); }, batcher);
-  const eval::Batches val_batches =
-      synthetic ? data::synthetic_validation(spec, tc.eval_batches, tc.batch_size, data_seed)
-                : data::validation_batches(dataset.val, tc.eval_batches, tc.batch_size, tc.seq_len);
-
-  auto run_eval = [&](int64_t step) {
-    auto r = eval::evaluate(model, val_batches, device, dtype, *dataset.tokenizer);
-    std::map<std::string, double> row{{"step", static_cast<double>(step)},
-                                      {"tokens", static_cast<double>(state.tokens_seen)},
-                                      {"val_loss", r.loss},
-                                      {"val_ppl", r.ppl},
-                                      {"val_bits_per_byte", r.bits_per_byte}};
-    // Recall tasks score the answers only, and accuracy is what they report.
-    if (synthetic) row["val_accuracy"] = r.accuracy;
-    log.append("eval", row);
-    outcome.final_val_loss = r.loss;
-    outcome.final_val_ppl = r.ppl;
-    return r;
-  };
-  auto checkpoint_and_commit = [&](const std::string& status) {
-    state.batcher_draws = std::visit([](auto& b) { return b.state(); }, batcher);
-    save_checkpoint(request.run_dir, *model, *optimizer, state, tc.keep_checkpoints);
-    set_status(log, status, state.step);
-    log.commit();
-  };
-
-  InterruptScope interrupts;
-  Progress progress(fmt::format("train {}", request.run_dir.filename().string()), tc.steps);
-  std::vector<double> step_ms;
-  int64_t steps_this_process = 0;
-  const int64_t tokens_per_step = tc.batch_size * tc.seq_len * tc.grad_accum;
-  // MFU needs the device's peak; without one (a CPU, a GPU not in the table,
-  // no train.peak_tflops) it is not reported at all rather than guessed.
-  const double flops_per_token = model_flops_per_token(*model, tc.seq_len);
-  const std::optional<double> peak = peak_tflops(device_description(device), dtype, tc.peak_tflops);
-  auto mfu_of = [&](double tokens_per_s) { return tokens_per_s * flops_per_token / (*peak * 1e12); };
-  auto window_start = std::chrono::steady_clock::now();
-  int64_t window_tokens = 0;
-  std::string last_val = "-";
-  outcome.status = "complete";
-  model->train();
-
+  // From here on every way out leaves a terminal status in run.h5 (the
+  // catch below), except a SIGKILL, after which the re-run resumes.
   try {
-    while (state.step < tc.steps) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const double lr = learning_rate(cfg.optim, state.step, tc.steps);
-      set_learning_rate(*optimizer, lr);
-      optimizer->zero_grad(true);
-      torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
-      for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
-        auto [inputs_BT, targets_BT] = std::visit([](auto& b) { return b.next(); }, batcher);
-        torch::Tensor loss;
-        {
-          AutocastScope autocast(device.type(), dtype);
-          auto logits_BTV = model->forward(inputs_BT.to(device));
-          loss = torch::nn::functional::cross_entropy(logits_BTV.reshape({-1, logits_BTV.size(-1)}).to(torch::kFloat32),
-                                                      targets_BT.to(device).reshape({-1}));
-        }
-        (loss / static_cast<double>(tc.grad_accum)).backward();
-        loss_sum += loss.detach();
-      }
-      const double max_norm = cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
-      const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), max_norm);
-      optimizer->step();
-      const double loss = loss_sum.item<double>() / static_cast<double>(tc.grad_accum);
-      state.step += 1;
-      state.tokens_seen += tokens_per_step;
-      window_tokens += tokens_per_step;
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      step_ms.push_back(ms);
-      state.train_seconds += ms / 1000.0;
-
-      if (!std::isfinite(loss)) {
-        outcome.status = "diverged";
-        log.add_event({state.step, "diverged", fmt::format("loss became {} at step {}", loss, state.step)});
-        set_status(log, "diverged", state.step);
-        log.commit();
-        break;
-      }
-      if (state.step % tc.log_every == 0 || state.step == tc.steps) {
-        const auto now = std::chrono::steady_clock::now();
-        const double secs = std::chrono::duration<double>(now - window_start).count();
-        log.append("train", {{"step", static_cast<double>(state.step)},
-                             {"tokens", static_cast<double>(state.tokens_seen)},
-                             {"loss", loss},
-                             {"lr", lr},
-                             {"grad_norm", grad_norm},
-                             {"tokens_per_s", secs > 0 ? static_cast<double>(window_tokens) / secs : 0.0}});
-        window_start = now;
-        window_tokens = 0;
-      }
-      if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || state.step == tc.steps) {
-        last_val = fmt::format("{:.3f}", run_eval(state.step).loss);
-      }
-      if (request.show_progress) {
-        const double tok_s = static_cast<double>(tokens_per_step) / (ms / 1000.0);
-        progress.update(state.step, fmt::format("loss {:.3f} | val {} | {:.0f} ms/step | {:.0f} tok/s{}", loss, last_val,
-                                                ms, tok_s, peak ? fmt::format(" | MFU {:.1f}%", 100.0 * mfu_of(tok_s)) : ""));
-      }
-
-      ++steps_this_process;
-      const bool stop_here = request.stop_after > 0 && steps_this_process >= request.stop_after && state.step < tc.steps;
-      // A signal at the last step (during the final evaluation) lets the run
-      // complete: stopping there would leave nothing for a resume to do.
-      const int signo = state.step < tc.steps ? g_stop_signal.load() : 0;
-      if (signo != 0 || stop_here) {
-        outcome.status = "interrupted";
-        outcome.signal = signo;
-        log.add_event({state.step, "interrupted",
-                       signo != 0 ? fmt::format("stopped by {}; re-run the same command to resume", signal_name(signo))
-                                  : "stopped by --stop-after; re-run the same command to resume"});
-        checkpoint_and_commit("interrupted");
-        break;
-      }
-      if (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0 && state.step < tc.steps) {
-        log.add_event({state.step, "checkpoint", ""});
-        checkpoint_and_commit("running");
-      }
-    }
-  } catch (const std::exception& e) {
-    log.add_event({state.step, "failed", e.what()});
-    set_status(log, "failed", state.step);
+    set_status(log, "running", state.step);
     log.commit();
+    // Training windows from the corpus, or generated sequences of a synthetic task.
+    const auto spec = data::SyntheticSpec::from(cfg.data, tc.seq_len);
+    const auto data_seed = static_cast<uint64_t>(cfg.resolved_data_seed());
+    using AnyBatcher = std::variant<data::Batcher, data::SyntheticBatcher>;
+    AnyBatcher batcher = synthetic ? AnyBatcher{data::SyntheticBatcher(spec, tc.batch_size, data_seed)}
+                                   : AnyBatcher{training_batcher(cfg, dataset.train)};
+    std::visit([&](auto& b) { b.set_state(state.batcher_draws); }, batcher);
+    const eval::Batches val_batches =
+        synthetic ? data::synthetic_validation(spec, tc.eval_batches, tc.batch_size, data_seed)
+                  : data::validation_batches(dataset.val, tc.eval_batches, tc.batch_size, tc.seq_len);
+
+    auto run_eval = [&](int64_t step) {
+      auto r = eval::evaluate(model, val_batches, device, dtype, *dataset.tokenizer);
+      std::map<std::string, double> row{{"step", static_cast<double>(step)},
+                                        {"tokens", static_cast<double>(state.tokens_seen)},
+                                        {"val_loss", r.loss},
+                                        {"val_ppl", r.ppl},
+                                        {"val_bits_per_byte", r.bits_per_byte}};
+      // Recall tasks score the answers only, and accuracy is what they report.
+      if (synthetic) row["val_accuracy"] = r.accuracy;
+      log.append("eval", row);
+      outcome.final_val_loss = r.loss;
+      outcome.final_val_ppl = r.ppl;
+      return r;
+    };
+    auto checkpoint_and_commit = [&](const std::string& status) {
+      state.batcher_draws = std::visit([](auto& b) { return b.state(); }, batcher);
+      run_dir.checkpoint_and_commit(log, *model, *optimizer, state, tc.keep_checkpoints, status);
+    };
+
+    InterruptScope interrupts;
+    Progress progress(fmt::format("train {}", request.run_dir.filename().string()), tc.steps);
+    std::vector<double> step_ms;
+    int64_t steps_this_process = 0;
+    const int64_t tokens_per_step = tc.batch_size * tc.seq_len * tc.grad_accum;
+    // MFU needs the device's peak; without one (a CPU, a GPU not in the table,
+    // no train.peak_tflops) it is not reported at all rather than guessed.
+    const double flops_per_token = model_flops_per_token(*model, tc.seq_len);
+    const std::optional<double> peak = peak_tflops(device_description(device), dtype, tc.peak_tflops);
+    auto mfu_of = [&](double tokens_per_s) { return tokens_per_s * flops_per_token / (*peak * 1e12); };
+    auto window_start = std::chrono::steady_clock::now();
+    int64_t window_tokens = 0;
+    std::string last_val = "-";
+    outcome.status = "complete";
+    model->train();
+
+      while (state.step < tc.steps) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const double lr = learning_rate(cfg.optim, state.step, tc.steps);
+        set_learning_rate(*optimizer, lr);
+        optimizer->zero_grad(true);
+        torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+        for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
+          auto [inputs_BT, targets_BT] = std::visit([](auto& b) { return b.next(); }, batcher);
+          torch::Tensor loss;
+          {
+            AutocastScope autocast(device.type(), dtype);
+            auto logits_BTV = model->forward(inputs_BT.to(device));
+            loss = torch::nn::functional::cross_entropy(logits_BTV.reshape({-1, logits_BTV.size(-1)}).to(torch::kFloat32),
+                                                        targets_BT.to(device).reshape({-1}));
+          }
+          (loss / static_cast<double>(tc.grad_accum)).backward();
+          loss_sum += loss.detach();
+        }
+        const double max_norm = cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
+        const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), max_norm);
+        optimizer->step();
+        const double loss = loss_sum.item<double>() / static_cast<double>(tc.grad_accum);
+        state.step += 1;
+        state.tokens_seen += tokens_per_step;
+        window_tokens += tokens_per_step;
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        step_ms.push_back(ms);
+        state.train_seconds += ms / 1000.0;
+
+        if (!std::isfinite(loss)) {
+          outcome.status = "diverged";
+          log.add_event({state.step, "diverged", fmt::format("loss became {} at step {}", loss, state.step)});
+          set_status(log, "diverged", state.step);
+          log.commit();
+          break;
+        }
+        if (state.step % tc.log_every == 0 || state.step == tc.steps) {
+          const auto now = std::chrono::steady_clock::now();
+          const double secs = std::chrono::duration<double>(now - window_start).count();
+          log.append("train", {{"step", static_cast<double>(state.step)},
+                               {"tokens", static_cast<double>(state.tokens_seen)},
+                               {"loss", loss},
+                               {"lr", lr},
+                               {"grad_norm", grad_norm},
+                               {"tokens_per_s", secs > 0 ? static_cast<double>(window_tokens) / secs : 0.0}});
+          window_start = now;
+          window_tokens = 0;
+        }
+        if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || state.step == tc.steps) {
+          last_val = fmt::format("{:.3f}", run_eval(state.step).loss);
+        }
+        if (request.show_progress) {
+          const double tok_s = static_cast<double>(tokens_per_step) / (ms / 1000.0);
+          progress.update(state.step, fmt::format("loss {:.3f} | val {} | {:.0f} ms/step | {:.0f} tok/s{}", loss, last_val,
+                                                  ms, tok_s, peak ? fmt::format(" | MFU {:.1f}%", 100.0 * mfu_of(tok_s)) : ""));
+        }
+
+        ++steps_this_process;
+        const bool stop_here = request.stop_after > 0 && steps_this_process >= request.stop_after && state.step < tc.steps;
+        // A signal at the last step (during the final evaluation) lets the run
+        // complete: stopping there would leave nothing for a resume to do.
+        const int signo = state.step < tc.steps ? g_stop_signal.load() : 0;
+        if (signo != 0 || stop_here) {
+          outcome.status = "interrupted";
+          outcome.signal = signo;
+          log.add_event({state.step, "interrupted",
+                         signo != 0 ? fmt::format("stopped by {}; re-run the same command to resume", signal_name(signo))
+                                    : "stopped by --stop-after; re-run the same command to resume"});
+          checkpoint_and_commit("interrupted");
+          break;
+        }
+        if (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0 && state.step < tc.steps) {
+          log.add_event({state.step, "checkpoint", ""});
+          checkpoint_and_commit("running");
+        }
+      }
+
+    outcome.steps = state.step;
+    outcome.ms_per_step = median(step_ms);
+    if (outcome.status == "complete" && steps_this_process == 0) {
+      // Resumed from a checkpoint at the last step (the process that wrote it
+      // died before committing run.h5 as complete): nothing to train, but the
+      // summary must come from the run's own record, never from zeros.
+      const auto steps = log.column("eval", "step");
+      if (!steps.empty() && steps.back() == static_cast<double>(state.step)) {
+        outcome.final_val_loss = log.column("eval", "val_loss").back();
+        outcome.final_val_ppl = log.column("eval", "val_ppl").back();
+      } else {
+        run_eval(state.step);
+      }
+      // No step timed here: the median step time from the logged throughput.
+      std::vector<double> ms;
+      for (double tok_s : log.column("train", "tokens_per_s"))
+        if (tok_s > 0) ms.push_back(1000.0 * static_cast<double>(tokens_per_step) / tok_s);
+      outcome.ms_per_step = median(ms);
+    }
+    if (request.show_progress) progress.finish(fmt::format("{} | val loss {:.3f} | ppl {:.2f}", outcome.status, outcome.final_val_loss,
+                                outcome.final_val_ppl));
+    if (outcome.status == "complete") {
+      const auto ppl = log.column("eval", "val_ppl");
+      log.set_attr("/summary", "final_val_ppl", outcome.final_val_ppl);
+      log.set_attr("/summary", "final_val_loss", outcome.final_val_loss);
+      log.set_attr("/summary", "best_val_ppl", ppl.empty() ? 0.0 : *std::min_element(ppl.begin(), ppl.end()));
+      log.set_attr("/summary", "train_seconds", state.train_seconds);
+      log.set_attr("/summary", "tokens_seen", state.tokens_seen);
+      log.set_attr("/summary", "ms_per_step_median", outcome.ms_per_step);
+      const double tokens_per_s = outcome.ms_per_step > 0 ? static_cast<double>(tokens_per_step) / (outcome.ms_per_step / 1000.0) : 0.0;
+      log.set_attr("/summary", "tokens_per_s", tokens_per_s);
+      log.set_attr("/summary", "flops_per_token", flops_per_token);
+      if (peak) {
+        log.set_attr("/summary", "peak_tflops", *peak);
+        log.set_attr("/summary", "mfu", mfu_of(tokens_per_s));
+      }
+      log.set_attr("/", "finished", utc_now());
+      log.add_event({state.step, "complete", ""});
+      checkpoint_and_commit("complete");
+    }
+    return outcome;
+  } catch (const std::exception& e) {
+    const std::string why = describe_failure(e, cfg);
+    log.add_event({state.step, "failed", why});
+    set_status(log, "failed", state.step);
+    try {
+      log.commit();
+    } catch (const std::exception& also) {  // the disk that failed the run may refuse this too
+      fmt::print(stderr, "attnlab: could not record the failure in {} either: {}\n", run_file.string(), also.what());
+    }
+    if (why != e.what()) throw ExplainedError(why);
     throw;
   }
+}
 
-  outcome.steps = state.step;
-  outcome.ms_per_step = median(step_ms);
-  if (outcome.status == "complete" && steps_this_process == 0) {
-    // Resumed from a checkpoint at the last step (the process that wrote it
-    // died before committing run.h5 as complete): nothing to train, but the
-    // summary must come from the run's own record, never from zeros.
-    const auto steps = log.column("eval", "step");
-    if (!steps.empty() && steps.back() == static_cast<double>(state.step)) {
-      outcome.final_val_loss = log.column("eval", "val_loss").back();
-      outcome.final_val_ppl = log.column("eval", "val_ppl").back();
-    } else {
-      run_eval(state.step);
-    }
-    // No step timed here: the median step time from the logged throughput.
-    std::vector<double> ms;
-    for (double tok_s : log.column("train", "tokens_per_s"))
-      if (tok_s > 0) ms.push_back(1000.0 * static_cast<double>(tokens_per_step) / tok_s);
-    outcome.ms_per_step = median(ms);
+}  // namespace
+
+TrainOutcome train(const TrainRequest& request) {
+  try {
+    return train_run(request);
+  } catch (const ExplainedError&) {
+    throw;
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {  // e.g. out of memory building the model, before the run began
+    const std::string why = describe_failure(e, request.composed.run);
+    if (why != e.what()) throw ExplainedError(why);
+    throw;
   }
-  if (request.show_progress) progress.finish(fmt::format("{} | val loss {:.3f} | ppl {:.2f}", outcome.status, outcome.final_val_loss,
-                              outcome.final_val_ppl));
-  if (outcome.status == "complete") {
-    const auto ppl = log.column("eval", "val_ppl");
-    log.set_attr("/summary", "final_val_ppl", outcome.final_val_ppl);
-    log.set_attr("/summary", "final_val_loss", outcome.final_val_loss);
-    log.set_attr("/summary", "best_val_ppl", ppl.empty() ? 0.0 : *std::min_element(ppl.begin(), ppl.end()));
-    log.set_attr("/summary", "train_seconds", state.train_seconds);
-    log.set_attr("/summary", "tokens_seen", state.tokens_seen);
-    log.set_attr("/summary", "ms_per_step_median", outcome.ms_per_step);
-    const double tokens_per_s = outcome.ms_per_step > 0 ? static_cast<double>(tokens_per_step) / (outcome.ms_per_step / 1000.0) : 0.0;
-    log.set_attr("/summary", "tokens_per_s", tokens_per_s);
-    log.set_attr("/summary", "flops_per_token", flops_per_token);
-    if (peak) {
-      log.set_attr("/summary", "peak_tflops", *peak);
-      log.set_attr("/summary", "mfu", mfu_of(tokens_per_s));
-    }
-    log.set_attr("/", "finished", utc_now());
-    log.add_event({state.step, "complete", ""});
-    checkpoint_and_commit("complete");
-  }
-  return outcome;
 }
 
 }  // namespace attnlab::train

@@ -3,7 +3,8 @@
 // is refused, naming the key.
 #include <catch2/catch.hpp>
 
-
+#include "data/sha256.h"
+#include "results/run_log.h"
 #include "test_support.h"
 
 using attnlab::testing::run_cli;
@@ -58,11 +59,30 @@ TEST_CASE("checkpoints carry their config: without run.h5 they are refused, and 
   CHECK_THAT(beside.output, Catch::Contains("holds checkpoints (step-0000008.pt) but no run.h5"));
   CHECK(fs::exists(tmp.path / "r" / "checkpoints" / "step-0000008.pt"));  // nothing deleted
 
-  // A checkpoint written by another config, placed where a resume would take it, is refused.
+  // A checkpoint written by another config, placed where a resume would take
+  // it, is not listed in run.h5: it is removed (with an event) and never used.
   TempDir other;
   const std::string other_common = common_in(other.path);
+  const fs::path foreign_file = other.path / "r" / "checkpoints" / "step-0000008.pt";
   REQUIRE(run_cli(other_common + " train.steps=12 train.checkpoint_every=4 --stop-after 4").exit_code == 130);
-  fs::copy_file(tmp.path / "r" / "checkpoints" / "step-0000008.pt", other.path / "r" / "checkpoints" / "step-0000008.pt");
+  fs::copy_file(tmp.path / "r" / "checkpoints" / "step-0000008.pt", foreign_file);
+  REQUIRE(run_cli(other_common + " train.steps=12 train.checkpoint_every=4 --stop-after 4").exit_code == 130);
+  auto log = attnlab::results::RunLog::load(other.path / "r" / "run.h5");
+  bool unlisted = false, resumed_at_4 = false;
+  for (const auto& e : log.events()) {
+    unlisted |= e.kind == "checkpoint_unlisted" && e.message.find("step-0000008.pt") != std::string::npos;
+    resumed_at_4 |= e.kind == "resume" && e.step == 4;
+  }
+  CHECK(unlisted);
+  CHECK(resumed_at_4);
+  CHECK(std::get<int64_t>(*log.attr("/", "status_step")) == 8);  // trained steps 5-8 itself
+
+  // Listed in run.h5 with its true sha256 (a record edited by hand), it is
+  // still refused: the checkpoint names the config that wrote it.
+  fs::copy_file(tmp.path / "r" / "checkpoints" / "step-0000008.pt", foreign_file,
+                fs::copy_options::overwrite_existing);
+  log.set_attr("/checkpoints", "step-0000008.pt", attnlab::data::sha256_file(foreign_file));
+  log.commit();
   auto foreign = run_cli(other_common + " train.steps=12 train.checkpoint_every=4");
   CHECK(foreign.exit_code == 2);
   CHECK_THAT(foreign.output, Catch::Contains("step-0000008.pt was written by another config"));

@@ -99,7 +99,7 @@ train:
   eval_every: 50
   eval_batches: 8
   checkpoint_every: 100
-  keep_checkpoints: 1
+  keep_checkpoints: 2
   log_every: 10
   cuda_graph: false
   threads: 0

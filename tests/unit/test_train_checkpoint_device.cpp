@@ -19,7 +19,7 @@ namespace {
 std::filesystem::path save(model::TransformerLM& lm, const std::filesystem::path& run_dir) {
   OptimConfig oc;
   auto opt = train::make_adamw(*lm, oc);
-  return train::save_checkpoint(run_dir, *lm, *opt, train::CheckpointState{1, 0, 0, 0.0}, 1);
+  return train::save_checkpoint(run_dir, *lm, *opt, train::CheckpointState{1, 0, 0, 0.0, ""});
 }
 
 }  // namespace
@@ -62,7 +62,7 @@ TEST_CASE("a model trained on CUDA loads on the CPU", "[train][checkpoint][.gpu]
     gpu->forward(tokens).pow(2).mean().backward();
     opt->step();
   }
-  const auto path = train::save_checkpoint(dir.path, *gpu, *opt, train::CheckpointState{3, 0, 0, 0.0}, 1);
+  const auto path = train::save_checkpoint(dir.path, *gpu, *opt, train::CheckpointState{3, 0, 0, 0.0, ""});
 
   model::TransformerLM cpu(test::tiny_config("mla"));
   train::load_model_weights(path, *cpu, torch::kCPU);
