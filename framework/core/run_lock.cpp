@@ -26,6 +26,9 @@ std::string own_command() {
 RunLock::RunLock(const std::filesystem::path& run_dir) {
   std::error_code ec;
   std::filesystem::create_directories(run_dir, ec);
+  if (ec)  // a read-only file system, a file in the way, no permission
+    throw_user_error("run.root", "",
+                     fmt::format("cannot create the run directory {}: {}", run_dir.string(), ec.message()));
   const auto path = file(run_dir);
   // O_NOFOLLOW: a symlink planted at .lock is refused rather than followed.
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);

@@ -30,7 +30,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bump when the token files or the KJV stripping change meaning.
-constexpr int kDataFormat = 2;  // 2: meta.yaml records corpus_sha256 and tokenizer_sha256
+// 2: meta.yaml records corpus_sha256 and tokenizer_sha256
+// 3: and train_sha256 / val_sha256, the token files' checksums
+constexpr int kDataFormat = 3;
 constexpr int kCorpusFormat = 1;
 constexpr size_t kEncodeChunkBytes = 1 << 18;
 
@@ -110,6 +112,15 @@ bool up_to_date(const DataConfig& cfg, const fs::path& tok_dir, const std::strin
     if (fs::file_size(tok_dir / "val.bin", ec) != meta["val_tokens"].as<uintmax_t>() * bytes || ec) return false;
     if (cfg.tokenizer == "char" && !fs::exists(tok_dir / kCharVocabFile, ec)) return false;
     if (cfg.tokenizer == "sentencepiece" && !fs::exists(tok_dir / kSentencePieceModelFile, ec)) return false;
+    // Token files garbled in place keep their size: their checksums tell.
+    for (const char* split : {"train", "val"}) {
+      const fs::path file = tok_dir / (std::string(split) + ".bin");
+      if (sha256_file(file) != meta[std::string(split) + "_sha256"].as<std::string>()) {
+        fmt::print(stderr, "warning: {} does not match the sha256 in meta.yaml (damaged on disk?); preparing the "
+                           "dataset again\n", file.string());
+        return false;
+      }
+    }
     return true;
   } catch (const YAML::Exception&) {
     return false;
@@ -254,6 +265,8 @@ void prepare(const DataConfig& cfg, bool show_progress, const fs::path& tokenize
   meta << YAML::Key << "token_bytes" << YAML::Value << token_bytes;
   meta << YAML::Key << "train_tokens" << YAML::Value << n_train;
   meta << YAML::Key << "val_tokens" << YAML::Value << n_val;
+  meta << YAML::Key << "train_sha256" << YAML::Value << sha256_file(tok_dir / "train.bin");
+  meta << YAML::Key << "val_sha256" << YAML::Value << sha256_file(tok_dir / "val.bin");
   meta << YAML::Key << "bytes_per_token" << YAML::Value
        << static_cast<double>(text.size()) / static_cast<double>(std::max<int64_t>(1, n_train + n_val));
   meta << YAML::EndMap;

@@ -47,9 +47,9 @@ pid_t start_training(const std::string& args, const fs::path& run_file) {
 }
 }  // namespace
 
-TEST_CASE("SIGTERM, SIGHUP and SIGUSR1 checkpoint at a step boundary, commit interrupted, exit 128 + signal",
+TEST_CASE("SIGTERM, SIGHUP, SIGUSR1 and SIGINT checkpoint at a step boundary, commit interrupted, exit 128 + signal",
           "[cli][integration][signals]") {
-  for (int signo : {SIGTERM, SIGHUP, SIGUSR1}) {
+  for (int signo : {SIGTERM, SIGHUP, SIGUSR1, SIGINT}) {
     INFO("signal " << signo);
     TempDir tmp;
     const std::string args = train_args(tmp, 100000);
@@ -71,8 +71,32 @@ TEST_CASE("SIGTERM, SIGHUP and SIGUSR1 checkpoint at a step boundary, commit int
     CHECK(std::get<int64_t>(*stopped_at) > 0);
     CHECK(log.events().back().kind == "interrupted");
     CHECK_THAT(log.events().back().message,
-               Catch::Contains(signo == SIGTERM ? "SIGTERM" : signo == SIGHUP ? "SIGHUP" : "SIGUSR1"));
+               Catch::Contains(signo == SIGTERM  ? "SIGTERM"
+                               : signo == SIGHUP ? "SIGHUP"
+                               : signo == SIGINT ? "SIGINT"
+                                                 : "SIGUSR1"));
   }
+}
+
+TEST_CASE("a second signal while the first one's checkpoint is written ends the process at once",
+          "[cli][integration][signals]") {
+  TempDir tmp;
+  // Steps and checkpoints large enough that the second signal lands before the first one's exit.
+  const std::string args = train_args(tmp, 100000) + " model.d_model=256 model.n_layers=4 train.batch_size=32";
+  const fs::path run_file = tmp.path / "r" / "run.h5";
+  const pid_t pid = start_training(args, run_file);
+  REQUIRE(pid > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(kill(pid, SIGTERM) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  REQUIRE(kill(pid, SIGTERM) == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFSIGNALED(status));  // killed by the second signal, not exit 143 after a checkpoint
+  if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGTERM);
+  // Like a SIGKILL: the re-run resumes from what was committed.
+  auto again = run_cli(train_args(tmp, 100000) + " model.d_model=256 model.n_layers=4 train.batch_size=32 --stop-after 1");
+  CHECK(again.exit_code == 130);
 }
 
 TEST_CASE("a run resumed at its last step completes with its recorded summary, not zeros",

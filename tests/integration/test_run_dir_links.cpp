@@ -67,6 +67,12 @@ TEST_CASE("a damaged run.h5 and a run.root that is a file are user errors (exit 
   std::ofstream(tmp.path / "a-file") << "x";
   auto file_root = run_cli(args + " run.root=" + (tmp.path / "a-file").string());
   CHECK(file_root.exit_code == 2);
-  CHECK_THAT(file_root.output, Catch::Contains("a-file") && Catch::Contains("cannot open the run lock"));
+  CHECK_THAT(file_root.output, Catch::Contains("a-file") && Catch::Contains("cannot create the run directory") &&
+                                   Catch::Contains("run.root"));
   CHECK_THAT(file_root.output, !Catch::Contains("internal error"));
+  // A root where no directory can be made (as a read-only file system would, even for root).
+  auto proc_root = run_cli(args + " run.root=/proc/attnlab-test-root");
+  CHECK(proc_root.exit_code == 2);
+  CHECK_THAT(proc_root.output, Catch::Contains("cannot create the run directory /proc/attnlab-test-root") &&
+                                   !Catch::Contains("internal error"));
 }

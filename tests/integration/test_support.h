@@ -18,9 +18,11 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `attnlab <args>` from the source tree (so configs/ is found) and captures its output.
-inline CliResult run_cli(const std::string& args) {
-  const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && '" ATTNLAB_BINARY "' " + args + " 2>&1";
+// Runs `attnlab <args>` from the source tree (so configs/ is found) and
+// captures its output. `shell_first` runs in the same shell just before
+// (e.g. "ulimit -v 3000000 &&").
+inline CliResult run_cli(const std::string& args, const std::string& shell_first = "") {
+  const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && " + shell_first + " '" ATTNLAB_BINARY "' " + args + " 2>&1";
   CliResult result;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return result;
