@@ -13,14 +13,8 @@ void add_pending(CLI::App& app, Action& action, const std::string& name, const s
 }
 }  // namespace
 
-void add_sweep(CLI::App& app, Action& action) {
-  add_pending(app, action, "sweep", "Run an experiment's sweep", "step 5 (sweeps)");
-}
 void add_bench(CLI::App& app, Action& action) {
   add_pending(app, action, "bench", "Training and decode benchmarks", "step 6 (benchmarks)");
-}
-void add_collect(CLI::App& app, Action& action) {
-  add_pending(app, action, "collect", "Collect a sweep's runs into a table", "step 5 (sweeps)");
 }
 
 }  // namespace attnlab::cli

@@ -31,12 +31,17 @@ int exit_code(const train::TrainOutcome& outcome) {
   return 0;
 }
 
-int run_one(const config::Composed& composed, const std::filesystem::path& run_dir, const TrainArgs& args) {
-  train::TrainRequest request{composed, run_dir, args.restart, args.stop_after, true};
+}  // namespace
+
+int train_one(const config::Composed& composed, const std::filesystem::path& run_dir, bool restart, int64_t stop_after) {
+  train::TrainRequest request{composed, run_dir, restart, stop_after, true};
   auto outcome = train::train(request);
   if (outcome.status == "skipped") {
     fmt::print("{}: already complete (val ppl {:.3f}); nothing to do. --restart trains it again.\n",
                run_dir.string(), outcome.final_val_ppl);
+  } else if (outcome.final_val_ppl == 0.0) {  // stopped before this process evaluated
+    fmt::print("{}: {} after {} steps, {:.1f} ms/step (median)\n", run_dir.string(), outcome.status, outcome.steps,
+               outcome.ms_per_step);
   } else {
     fmt::print("{}: {} after {} steps, val loss {:.4f}, val ppl {:.3f}, {:.1f} ms/step (median)\n", run_dir.string(),
                outcome.status, outcome.steps, outcome.final_val_loss, outcome.final_val_ppl, outcome.ms_per_step);
@@ -45,12 +50,22 @@ int run_one(const config::Composed& composed, const std::filesystem::path& run_d
   return exit_code(outcome);
 }
 
+namespace {
+
+int run_one(const config::Composed& composed, const std::filesystem::path& run_dir, const TrainArgs& args) {
+  return train_one(composed, run_dir, args.restart, args.stop_after);
+}
+
 int run(const TrainArgs& args) {
   auto request = make_request(args.config);
   if (!args.multirun) {
     if (args.dry_run) throw UserError("--dry-run plans a multirun: add -m");
     auto composed = config::compose(request);
-    return run_one(composed, std::filesystem::path(composed.run.run.root) / composed.run.run.name, args);
+    auto dir = std::filesystem::path(composed.run.run.root) / composed.run.run.name;
+    // Without a run.name, runs are told apart by their overrides, like a
+    // sweep's jobs: `train attention=mla` after `train` is another run.
+    if (composed.run.run.name == RunConfig().run.name) dir /= config::make_run_id(args.config.overrides, {});
+    return run_one(composed, dir, args);
   }
   // Plan (and validate) every job before the first one runs.
   auto jobs = config::plan_multirun(request);

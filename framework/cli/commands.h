@@ -4,6 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "config/compose.h"
+
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -24,6 +27,11 @@ void add_data(CLI::App& app, Action& action);
 
 // Prints the versions of attnlab and its libraries, and the CUDA device if any.
 int print_version();
+
+// Trains one run into `run_dir` and prints its outcome; the exit code of
+// `attnlab train` (0 complete or skipped, 3 diverged, 128 + signal interrupted).
+// Shared by `train` and the workers of `sweep`.
+int train_one(const config::Composed& composed, const std::filesystem::path& run_dir, bool restart, int64_t stop_after);
 
 // For subcommands a later step fills: says so and exits 2, never pretends to work.
 int not_available(const std::string& command, const std::string& which_step);

@@ -55,6 +55,7 @@ class Composer {
         problems_.push_back({"", display_path(*exp_path) + ":1",
                              "an experiment composes at the top level: start it with '# @package _global_'"});
       experiment->root.erase("sweep");  // read by plan_multirun
+      experiment->root.erase("eval");   // read by attnlab sweep (evaluations after training)
       for (const auto& e : take_defaults(experiment->root)) choose(defaults, e.group, e.option, e.origin, true);
     }
     for (const auto& o : overrides)

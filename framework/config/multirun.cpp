@@ -50,6 +50,22 @@ std::vector<std::string> experiment_sweeps(const std::filesystem::path& path, co
     bool on_cli = std::any_of(cli.begin(), cli.end(), [&](const Override& o) { return o.key == key; });
     if (on_cli) continue;
     std::string text;
+    if (key == "seeds") {  // seeds: N (0..N-1) or seeds: [list]: one run per seed
+      const bool count = value.is_scalar() && !value.value.empty() &&
+                         std::all_of(value.value.begin(), value.value.end(), ::isdigit) && std::stoll(value.value) > 0;
+      if (!count && !value.is_sequence()) {
+        problems.push_back({"sweep.seeds", value.origin, "expected a number of seeds (seeds: 3) or a list of seeds"});
+        continue;
+      }
+      if (std::any_of(cli.begin(), cli.end(), [](const Override& o) { return o.key == "seed"; })) continue;
+      if (count) {
+        text = "range(0," + value.value + ")";
+      } else {
+        for (size_t i = 0; i < value.items.size(); ++i) text += (i ? "," : "") + to_flow(value.items[i]);
+      }
+      out.push_back("seed=" + text);
+      continue;
+    }
     if (value.is_sequence()) {
       for (size_t i = 0; i < value.items.size(); ++i) {
         if (i) text += ',';

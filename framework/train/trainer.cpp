@@ -13,6 +13,7 @@
 #include <variant>
 #include <csignal>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <limits>
 #include <optional>
@@ -192,7 +193,13 @@ TrainOutcome train_run(const TrainRequest& request) {
   // Everything a user can get wrong is checked before the run directory is touched.
   const torch::Device device = select_device(tc.device);
   const torch::ScalarType dtype = parse_dtype(tc.dtype, "train.dtype");
-  if (tc.threads > 0) torch::set_num_threads(static_cast<int>(tc.threads));
+  // train.threads wins; else a sweep worker's share of the CPU (ATTNLAB_THREADS,
+  // set by `attnlab sweep --jobs N`); else LibTorch's default.
+  if (tc.threads > 0) {
+    torch::set_num_threads(static_cast<int>(tc.threads));
+  } else if (const char* share = std::getenv("ATTNLAB_THREADS"); share != nullptr && std::atoi(share) > 0) {
+    torch::set_num_threads(std::atoi(share));
+  }
   data::Dataset dataset = data::load(cfg.data);
   const bool synthetic = cfg.data.kind == "synthetic";
   for (const auto* split : {&dataset.train, &dataset.val}) {

@@ -112,6 +112,31 @@ TEST_CASE("an experiment's sweep block expands, and the command line replaces it
   CHECK(config::plan_multirun(request).size() == 2);
 }
 
+TEST_CASE("seeds: N gives seeds 0..N-1, a list gives those, zip pairs stay paired, and the command line wins",
+          "[config][multirun]") {
+  TempDir dir;
+  write_minimal_configs(dir);
+  dir.write("experiments/n.yaml", "# @package _global_\nsweep:\n  attention: mha,gqa\n  seeds: 3\n");
+  dir.write("experiments/l.yaml", "# @package _global_\nsweep:\n  seeds: [5, 9]\n");
+  dir.write("experiments/bad.yaml", "# @package _global_\nsweep:\n  seeds: many\n");
+  const fs::path configs = dir.path() / "configs";
+  CHECK(overrides_of(plan({"+experiment=n"}, configs)) ==
+        std::vector<std::vector<std::string>>{{"attention=mha", "seed=0", "+experiment=n"},
+                                              {"attention=mha", "seed=1", "+experiment=n"},
+                                              {"attention=mha", "seed=2", "+experiment=n"},
+                                              {"attention=gqa", "seed=0", "+experiment=n"},
+                                              {"attention=gqa", "seed=1", "+experiment=n"},
+                                              {"attention=gqa", "seed=2", "+experiment=n"}});
+  CHECK(overrides_of(plan({"+experiment=l"}, configs)) ==
+        std::vector<std::vector<std::string>>{{"seed=5", "+experiment=l"}, {"seed=9", "+experiment=l"}});
+  // Overrides on top: a seed on the command line replaces the seeds; a zip
+  // of two keys is one dimension crossed with the seeds.
+  CHECK(plan({"+experiment=n", "seed=4"}, configs).size() == 2);
+  const auto zipped = overrides_of(plan({"+experiment=l", "zip(model.n_layers=[1,2],model.d_model=[32,64])"}, configs));
+  CHECK(zipped.size() == 4);
+  CHECK_THROWS_WITH(plan({"+experiment=bad"}, configs), Catch::Contains("sweep.seeds"));
+}
+
 TEST_CASE("the dry-run listing shows one job per line", "[config][multirun]") {
   auto jobs = plan({"attention=mha,mqa"});
   std::string text = config::format_dry_run(jobs);

@@ -1,0 +1,384 @@
+// `attnlab sweep experiments/NAME.yaml [overrides] [--jobs N] [--launcher local|slurm] ...`
+//
+// Plans the experiment's sweep into a manifest (results/<name>/sweep.yaml),
+// then runs every row that is not complete:
+//   local   N worker processes, each `attnlab sweep ... --task I` with its
+//           output in <run>/train.log and a share of the CPU threads (or one
+//           device of --devices), under one progress line;
+//   slurm   one job array whose tasks run `attnlab sweep ... --task I`
+//           (sweep/slurm.h).
+// A worker trains its row (resuming from a checkpoint, skipping a complete
+// run, all under the run's lock) and then runs the evaluations of the
+// experiment's `eval:` block. Failures never stop the others; they are
+// listed at the end, and only a failed run makes the exit code non-zero.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <signal.h>
+
+#include <csignal>
+#include <cstring>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "config/multirun.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "results/run_log.h"
+#include "sweep/manifest.h"
+#include "sweep/slurm.h"
+
+namespace attnlab::cli {
+namespace {
+namespace fs = std::filesystem;
+using sweep::Manifest;
+using sweep::ManifestRun;
+
+struct SweepArgs {
+  std::string experiment;  // experiments/NAME.yaml, or NAME
+  ConfigArgs config;
+  int64_t jobs = 1;
+  std::string launcher = "local";
+  std::vector<std::string> devices;  // a pool of CUDA devices for local workers
+  bool dry_run = false;
+  bool fail_fast = false;
+  bool extend = false;
+  bool status = false;
+  int64_t task = -1;  // run exactly this manifest row (a worker)
+  sweep::SlurmOptions slurm;
+};
+
+fs::path experiment_file(const SweepArgs& a, const fs::path& config_dir) {
+  fs::path p(a.experiment);
+  if (fs::is_regular_file(p)) return p;
+  const fs::path named = config::experiments_dir(config_dir) / (a.experiment + ".yaml");
+  if (fs::is_regular_file(named)) return named;
+  throw_user_error("", "experiment", fmt::format("'{}' is neither an experiment file nor a name in {}", a.experiment,
+                                                 config::experiments_dir(config_dir).string()));
+}
+
+struct Plan {
+  Manifest manifest;
+  fs::path sweep_dir;
+  std::vector<config::Job> jobs;  // by run id through `index`
+  std::map<std::string, size_t> job_of;
+};
+
+// Expands and validates every run (nothing is written).
+Plan plan(const SweepArgs& a) {
+  auto request = make_request(a.config);
+  const fs::path exp = experiment_file(a, request.config_dir);
+  request.experiment = exp;
+  auto jobs = config::plan_multirun(request);
+  // Runs live under results/<experiment>/ unless the experiment or the command line names the run.
+  if (!jobs.empty() && jobs.front().composed.run.run.name == RunConfig().run.name) {
+    request.overrides.insert(request.overrides.begin(), "run.name=" + exp.stem().string());
+    jobs = config::plan_multirun(request);
+  }
+  Plan p;
+  p.jobs = std::move(jobs);
+  const auto& first = p.jobs.front().composed.run.run;
+  p.sweep_dir = fs::path(first.root) / first.name;
+  p.manifest.experiment = exp.stem().string();
+  p.manifest.experiment_file = exp;
+  p.manifest.overrides = a.config.overrides;
+  p.manifest.eval = sweep::read_eval_plan(exp);
+  for (size_t i = 0; i < p.jobs.size(); ++i) {
+    p.manifest.runs.push_back({static_cast<int64_t>(i), p.jobs[i].run_id, p.sweep_dir / p.jobs[i].run_id,
+                               p.jobs[i].overrides});
+    p.job_of[p.jobs[i].run_id] = i;
+  }
+  return p;
+}
+
+std::string run_status(const fs::path& dir) {
+  const fs::path file = dir / "run.h5";
+  if (!fs::exists(file)) return "pending";
+  try {
+    const auto log = results::RunLog::load(file);
+    const auto* s = log.attr("/", "status");
+    return s ? std::get<std::string>(*s) : "pending";
+  } catch (const UserError&) {
+    return "unreadable";
+  }
+}
+
+// Whether the run's file already holds the evaluation rows the plan asks for.
+bool evaluated(const fs::path& dir, const sweep::EvalPlan& plan) {
+  if (!plan.any()) return true;
+  try {
+    const auto log = results::RunLog::load(dir / "run.h5");
+    const auto have = log.column("eval/context", "context");
+    for (int64_t c : plan.context)
+      if (std::find(have.begin(), have.end(), static_cast<double>(c)) == have.end()) return false;
+    if (plan.recall && log.column("eval/recall", "step").empty()) return false;
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+fs::path self_exe() { return fs::read_symlink("/proc/self/exe"); }
+
+// The worker's command line: the same sweep, one row.
+std::vector<std::string> worker_argv(const SweepArgs& a, const Plan& p, int64_t index) {
+  std::vector<std::string> argv = {self_exe().string(), "sweep", p.manifest.experiment_file.string()};
+  argv.insert(argv.end(), a.config.overrides.begin(), a.config.overrides.end());
+  if (!a.config.config_dir.empty()) argv.insert(argv.end(), {"--config-dir", a.config.config_dir});
+  argv.insert(argv.end(), {"--task", std::to_string(index)});
+  return argv;
+}
+
+// Runs `argv` and waits; its output goes where ours goes. Returns the exit code (128 + signal when killed).
+int run_and_wait(const std::vector<std::string>& argv) {
+  const pid_t pid = fork();
+  if (pid < 0) throw Error("cannot fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    std::vector<char*> args;
+    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A worker: exactly one manifest row, with the same lock and resume rules as `train`.
+int run_task(const SweepArgs& a) {
+  Plan p = plan(a);
+  const auto manifest = sweep::read_manifest(sweep::manifest_path(p.sweep_dir));
+  if (!manifest)
+    throw UserError(fmt::format("no sweep manifest at {}: run `attnlab sweep {}` first", 
+                                sweep::manifest_path(p.sweep_dir).string(), a.experiment));
+  if (a.task < 0 || a.task >= static_cast<int64_t>(manifest->runs.size()))
+    throw_user_error("--task", "", fmt::format("{} is not a row of {} (0 to {})", a.task,
+                                               sweep::manifest_path(p.sweep_dir).string(), manifest->runs.size() - 1));
+  const ManifestRun& row = manifest->runs[static_cast<size_t>(a.task)];
+  const auto job = p.job_of.find(row.id);
+  if (job == p.job_of.end())
+    throw UserError(fmt::format("run {} of the manifest is not in the sweep the experiment plans now: the experiment "
+                                "changed since `attnlab sweep` wrote {}",
+                                row.id, sweep::manifest_path(p.sweep_dir).string()));
+  fmt::print("sweep {} task {}: {} ({})\n", manifest->experiment, a.task, row.id, fmt::join(row.overrides, " "));
+  std::fflush(stdout);
+  const int code = train_one(p.jobs[job->second].composed, row.dir, /*restart=*/false, /*stop_after=*/0);
+  if (code != 0 || evaluated(row.dir, manifest->eval)) return code;
+  std::vector<std::string> eval = {self_exe().string(), "eval", row.dir.string()};
+  if (!manifest->eval.context.empty()) {
+    std::string list;
+    for (int64_t c : manifest->eval.context) list += (list.empty() ? "" : ",") + std::to_string(c);
+    eval.insert(eval.end(), {"--context", list});
+  }
+  if (manifest->eval.recall) eval.push_back("--recall");
+  if (manifest->eval.tokens > 0) eval.insert(eval.end(), {"--tokens", std::to_string(manifest->eval.tokens)});
+  std::fflush(stdout);
+  return run_and_wait(eval);
+}
+
+// What each run's exit code means for the sweep.
+std::string outcome_of(int code) {
+  if (code == 0) return "complete";
+  if (code == 3) return "diverged";
+  if (code > 128) return "interrupted";
+  return "failed";
+}
+
+std::atomic<int> g_sweep_signal{0};
+extern "C" void on_sweep_signal(int signo) { g_sweep_signal = signo; }
+
+int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
+  const int64_t n_workers = std::max<int64_t>(1, a.jobs);
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const int threads = std::max(1, static_cast<int>(cores / static_cast<unsigned>(n_workers)));
+  std::vector<const ManifestRun*> todo;
+  int64_t skipped = 0;
+  for (const auto& r : m.runs) {
+    if (run_status(r.dir) == "complete" && evaluated(r.dir, m.eval)) ++skipped;
+    else todo.push_back(&r);
+  }
+  fmt::print("sweep {}: {} run(s), {} complete, {} to run with {} worker(s) of {} thread(s)\n", m.experiment,
+             m.runs.size(), skipped, todo.size(), n_workers, threads);
+  std::fflush(stdout);
+
+  struct Worker {
+    const ManifestRun* run;
+    std::string device;
+  };
+  std::map<pid_t, Worker> running;
+  std::vector<std::string> free_devices = a.devices;
+  std::map<std::string, std::vector<const ManifestRun*>> ended;  // outcome -> runs
+  void (*old_int)(int) = std::signal(SIGINT, on_sweep_signal);
+  void (*old_term)(int) = std::signal(SIGTERM, on_sweep_signal);
+  g_sweep_signal = 0;
+  Progress progress(fmt::format("sweep {}", m.experiment), static_cast<int64_t>(m.runs.size()));
+  size_t next = 0;
+  int64_t done = skipped;
+  bool stop_launching = false;
+  auto show = [&] {
+    progress.update(done, fmt::format("{} running | {} failed | {} diverged", running.size(), ended["failed"].size(),
+                                      ended["diverged"].size()));
+  };
+  show();
+  while (next < todo.size() || !running.empty()) {
+    if (g_sweep_signal != 0 && !stop_launching) {  // pass it on: every worker checkpoints and stops
+      stop_launching = true;
+      for (const auto& [pid, w] : running) ::kill(pid, g_sweep_signal);
+    }
+    while (!stop_launching && next < todo.size() && static_cast<int64_t>(running.size()) < n_workers &&
+           (a.devices.empty() || !free_devices.empty())) {
+      const ManifestRun* r = todo[next++];
+      fs::create_directories(r->dir);
+      const auto argv = worker_argv(a, p, r->index);
+      std::string device;
+      if (!a.devices.empty()) {
+        device = free_devices.back();
+        free_devices.pop_back();
+      }
+      const fs::path log = r->dir / "train.log";
+      const pid_t pid = fork();
+      if (pid < 0) throw Error("cannot fork: " + std::string(std::strerror(errno)));
+      if (pid == 0) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) _exit(126);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        std::signal(SIGINT, SIG_DFL);
+        std::signal(SIGTERM, SIG_DFL);
+        ::setenv("ATTNLAB_THREADS", std::to_string(threads).c_str(), 1);
+        if (!device.empty()) ::setenv("CUDA_VISIBLE_DEVICES", device.c_str(), 1);
+        std::vector<char*> args;
+        for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        _exit(127);
+      }
+      running[pid] = {r, device};
+      show();
+    }
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    const auto it = running.find(pid);
+    if (it == running.end()) continue;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    const std::string outcome = outcome_of(code);
+    ended[outcome].push_back(it->second.run);
+    if (!it->second.device.empty()) free_devices.push_back(it->second.device);
+    running.erase(it);
+    ++done;
+    if (outcome == "failed" && a.fail_fast) stop_launching = true;
+    show();
+  }
+  progress.finish(fmt::format("{} complete | {} failed | {} diverged | {} interrupted",
+                              ended["complete"].size() + static_cast<size_t>(skipped), ended["failed"].size(),
+                              ended["diverged"].size(), ended["interrupted"].size()));
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  for (const char* kind : {"failed", "diverged", "interrupted"})
+    for (const auto* r : ended[kind]) fmt::print("{}: {} (log: {})\n", kind, r->id, (r->dir / "train.log").string());
+  if (next < todo.size()) fmt::print("{} run(s) not started; run the same command again to continue\n", todo.size() - next);
+  if (g_sweep_signal != 0) return 128 + g_sweep_signal;
+  return ended["failed"].empty() ? 0 : 1;
+}
+
+int show_status(const Plan& p, const Manifest& m) {
+  const auto queued = sweep::slurm_states(p.sweep_dir);
+  fmt::print("{:>4}  {:<28} {:<12} {:>8}  {}\n", "task", "run", "status", "val ppl", "log");
+  std::map<std::string, int> counts;
+  for (const auto& r : m.runs) {
+    std::string status = run_status(r.dir);
+    if (const auto q = queued.find(r.index); q != queued.end() && status != "complete") status += " (" + q->second + ")";
+    std::string ppl = "-";
+    if (fs::exists(r.dir / "run.h5")) {
+      try {
+        const auto v = results::RunLog::load(r.dir / "run.h5").column("eval", "val_ppl");
+        if (!v.empty()) ppl = fmt::format("{:.3f}", v.back());
+      } catch (const UserError&) {
+      }
+    }
+    ++counts[run_status(r.dir)];
+    fmt::print("{:>4}  {:<28} {:<12} {:>8}  {}\n", r.index, r.id, status, ppl, (r.dir / "train.log").string());
+  }
+  std::string summary;
+  for (const auto& [s, n] : counts) summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", n, s);
+  fmt::print("{} run(s): {}\n", m.runs.size(), summary);
+  return 0;
+}
+
+int run(const SweepArgs& a) {
+  if (a.launcher != "local" && a.launcher != "slurm")
+    throw_user_error("--launcher", "", fmt::format("'{}': expected local or slurm", a.launcher));
+  if (a.task >= 0) return run_task(a);
+  Plan p = plan(a);
+  const fs::path path = sweep::manifest_path(p.sweep_dir);
+  if (a.status) {
+    const auto m = sweep::read_manifest(path);
+    if (!m) throw UserError(fmt::format("no sweep manifest at {}: nothing launched yet", path.string()));
+    return show_status(p, *m);
+  }
+  const Manifest m = sweep::reconcile(sweep::read_manifest(path), p.manifest, a.extend);
+  if (a.dry_run) {
+    fmt::print("sweep {}: {} run(s) -> {}\n", m.experiment, m.runs.size(), p.sweep_dir.string());
+    for (const auto& r : m.runs)
+      fmt::print("[{}] {:<28} {} {}\n", r.index, r.id, run_status(r.dir), fmt::join(r.overrides, " "));
+    return 0;
+  }
+  sweep::write_manifest(path, m);
+  if (a.launcher == "slurm") {
+    std::vector<std::string> argv = worker_argv(a, p, 0);
+    argv.resize(argv.size() - 2);  // the task id comes from the array
+    return sweep::submit(p.sweep_dir, m, argv, a.slurm);
+  }
+  return run_local(a, p, m);
+}
+
+}  // namespace
+
+void add_sweep(CLI::App& app, Action& action) {
+  auto a = std::make_shared<SweepArgs>();
+  auto* cmd = app.add_subcommand("sweep", "Run an experiment's sweep: resumable, in parallel, locally or on Slurm");
+  cmd->add_option("experiment", a->experiment, "experiments/NAME.yaml, or NAME")->required();
+  add_config_args(*cmd, a->config);
+  cmd->add_option("--jobs,-j", a->jobs, "Worker processes (local launcher); each gets a share of the CPU threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--launcher", a->launcher, "local or slurm")->capture_default_str();
+  cmd->add_option("--devices", a->devices, "CUDA devices for local workers, one per worker (e.g. 0,1,2,3)")
+      ->delimiter(',');
+  cmd->add_flag("--dry-run", a->dry_run, "Print the planned runs and their state; run nothing");
+  cmd->add_flag("--fail-fast", a->fail_fast, "Start no new run after one fails");
+  cmd->add_flag("--extend", a->extend, "Allow new runs in a sweep that already has a manifest");
+  cmd->add_flag("--status", a->status, "Show every run's state (from the run files, and squeue for Slurm)");
+  cmd->add_option("--task", a->task, "Run one row of the manifest (what each worker and array task does)");
+  auto& o = a->slurm;
+  cmd->add_option("--partition", o.partition, "Slurm: partition")->group("Slurm launcher");
+  cmd->add_option("--time", o.time, "Slurm: time limit per task (e.g. 04:00:00)")->group("Slurm launcher");
+  cmd->add_option("--gpus-per-task", o.gpus_per_task, "Slurm: GPUs per task")->group("Slurm launcher");
+  cmd->add_option("--cpus-per-task", o.cpus_per_task, "Slurm: CPUs per task (attnlab's threads)")
+      ->capture_default_str()->check(CLI::PositiveNumber)->group("Slurm launcher");
+  cmd->add_option("--max-parallel", o.max_parallel, "Slurm: at most this many tasks at once (%P); 0: no limit")
+      ->group("Slurm launcher");
+  cmd->add_option("--signal-seconds", o.signal_seconds,
+                  "Slurm: SIGTERM this long before the time limit, to checkpoint and requeue")
+      ->capture_default_str()->group("Slurm launcher");
+  cmd->add_option("--sbatch", o.sbatch, "Slurm: an extra #SBATCH option, e.g. --sbatch=--account=lab (repeatable)")
+      ->group("Slurm launcher");
+  cmd->callback([&action, a] { action = [a] { return run(*a); }; });
+}
+
+}  // namespace attnlab::cli

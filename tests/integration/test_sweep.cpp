@@ -1,0 +1,189 @@
+// `attnlab sweep` with the local launcher and `attnlab collect`: a manifest,
+// parallel workers with one log per run, evaluations after training,
+// re-running skips what is done, failures are reported at the end without
+// stopping the others, a changed experiment is refused unless --extend, and
+// collect aggregates seeds into byte-identical tables.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <sstream>
+
+#include "results/run_log.h"
+#include "sweep/manifest.h"
+#include "test_support.h"
+
+using attnlab::results::RunLog;
+using attnlab::testing::run_cli;
+using attnlab::test::read_bytes;
+using attnlab::test::TempDir;
+using attnlab::test::write_bytes;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A 2 x 2 sweep (attention x seeds) of 20-step runs, evaluated at 32 and 64 tokens.
+std::string experiment(const fs::path& dir, const std::string& sweep_extra = "", int seeds = 2) {
+  std::string corpus;
+  for (int i = 0; i < 600; ++i) corpus += "And God called the light Day " + std::to_string(i) + ".\n";
+  write_bytes(dir / "corpus.txt", corpus);
+  return "# @package _global_\n"
+         "defaults:\n  - override /model: tiny\n  - override /train: cpu\n"
+         "run:\n  root: " + (dir / "results").string() + "\n"
+         "data:\n  kind: text\n  path: " + (dir / "corpus.txt").string() + "\n  dir: " + (dir / "data").string() + "\n"
+         "model:\n  max_seq_len: 32\n"
+         "train:\n  steps: 20\n  seq_len: 32\n  batch_size: 4\n  threads: 1\n  eval_every: 10\n"
+         "  checkpoint_every: 10\n  eval_batches: 2\n"
+         "sweep:\n  attention: mha,mqa\n  seeds: " + std::to_string(seeds) + "\n" + sweep_extra +
+         "eval:\n  context: [32, 64]\n";
+}
+
+std::vector<std::vector<std::string>> read_csv(const fs::path& file) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(read_bytes(file));
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::istringstream l(line);
+    for (std::string cell; std::getline(l, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+size_t column(const std::vector<std::string>& header, const std::string& name) {
+  const auto it = std::find(header.begin(), header.end(), name);
+  REQUIRE(it != header.end());
+  return static_cast<size_t>(it - header.begin());
+}
+
+}  // namespace
+
+TEST_CASE("a sweep runs every row in parallel with one log each, evaluates it, and a re-run changes nothing",
+          "[sweep][integration]") {
+  TempDir tmp;
+  write_bytes(tmp.path / "exp.yaml", experiment(tmp.path));
+  const auto first = run_cli("sweep " + (tmp.path / "exp.yaml").string() + " --jobs 2");
+  INFO(first.output);
+  REQUIRE(first.exit_code == 0);
+
+  const fs::path sweep_dir = tmp.path / "results" / "exp";
+  const auto manifest = attnlab::sweep::read_manifest(sweep_dir / "sweep.yaml");
+  REQUIRE(manifest.has_value());
+  REQUIRE(manifest->runs.size() == 4);
+  std::map<std::string, std::string> before;
+  for (const auto& r : manifest->runs) {
+    INFO(r.id);
+    CHECK(r.dir.parent_path() == sweep_dir);
+    const auto log = RunLog::load(r.dir / "run.h5");
+    CHECK(std::get<std::string>(*log.attr("/", "status")) == "complete");
+    CHECK(log.column("eval/context", "context") == std::vector<double>{32, 64});
+    CHECK(fs::file_size(r.dir / "train.log") > 0);
+    before[r.id] = read_bytes(r.dir / "run.h5");
+  }
+  // Seeds 0 and 1 of each attention kind.
+  std::multiset<std::string> seeds;
+  for (const auto& r : manifest->runs)
+    for (const auto& o : r.overrides)
+      if (o.starts_with("seed=")) seeds.insert(o);
+  CHECK(seeds == std::multiset<std::string>{"seed=0", "seed=0", "seed=1", "seed=1"});
+
+  const auto again = run_cli("sweep " + (tmp.path / "exp.yaml").string() + " --jobs 2");
+  CHECK(again.exit_code == 0);
+  for (const auto& r : manifest->runs) CHECK(read_bytes(r.dir / "run.h5") == before[r.id]);  // nothing re-run
+
+  // collect: one row per run, mean and sample std over the two seeds, byte-identical when run again.
+  REQUIRE(run_cli("collect " + sweep_dir.string()).exit_code == 0);
+  const std::string csv = read_bytes(sweep_dir / "summary.csv");
+  const std::string h5 = read_bytes(sweep_dir / "summary.h5");
+  REQUIRE(run_cli("collect " + sweep_dir.string()).exit_code == 0);
+  CHECK(read_bytes(sweep_dir / "summary.csv") == csv);
+  CHECK(read_bytes(sweep_dir / "summary.h5") == h5);
+
+  const auto runs = read_csv(sweep_dir / "summary.csv");
+  REQUIRE(runs.size() == 5);
+  const auto configs = read_csv(sweep_dir / "summary_configs.csv");
+  REQUIRE(configs.size() == 3);
+  const size_t att = column(configs[0], "attention"), n = column(configs[0], "n"),
+               mean = column(configs[0], "final_val_ppl_mean"), sd = column(configs[0], "final_val_ppl_std"),
+               kv = column(configs[0], "kv_bytes_per_token_mean");
+  for (size_t c = 1; c < configs.size(); ++c) {
+    const std::string kind = configs[c][att];
+    INFO(kind);
+    std::vector<double> ppl;
+    int64_t kv_bytes = 0;
+    for (const auto& r : manifest->runs) {
+      if (std::find(r.overrides.begin(), r.overrides.end(), "attention=" + kind) == r.overrides.end()) continue;
+      const auto log = RunLog::load(r.dir / "run.h5");
+      ppl.push_back(std::get<double>(*log.attr("/summary", "final_val_ppl")));
+      kv_bytes = std::get<int64_t>(*log.attr("/model", "kv_bytes_per_token"));
+    }
+    REQUIRE(ppl.size() == 2);
+    CHECK(configs[c][n] == "2");
+    CHECK(std::stod(configs[c][mean]) == Approx((ppl[0] + ppl[1]) / 2).epsilon(1e-9));
+    CHECK(std::stod(configs[c][sd]) == Approx(std::abs(ppl[0] - ppl[1]) / std::sqrt(2.0)).epsilon(1e-8));
+    CHECK(std::stod(configs[c][kv]) == static_cast<double>(kv_bytes));
+  }
+}
+
+TEST_CASE("a failed run does not stop the sweep: it is listed at the end with its log, and the exit is 1",
+          "[sweep][integration]") {
+  TempDir tmp;
+  // The second corpus is too small to split into train and validation text:
+  // those runs fail when they prepare their data, after planning.
+  write_bytes(tmp.path / "exp.yaml", experiment(tmp.path, "", 1));
+  write_bytes(tmp.path / "tiny.txt", "one line without a break");
+  const auto r = run_cli("sweep " + (tmp.path / "exp.yaml").string() + " --jobs 2 data.path=" +
+                         (tmp.path / "corpus.txt").string() + "," + (tmp.path / "tiny.txt").string());
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  const auto manifest = attnlab::sweep::read_manifest(tmp.path / "results" / "exp" / "sweep.yaml");
+  REQUIRE(manifest.has_value());
+  REQUIRE(manifest->runs.size() == 4);
+  int complete = 0, failed = 0;
+  for (const auto& run : manifest->runs) {
+    const bool missing = std::find(run.overrides.begin(), run.overrides.end(),
+                                   "data.path=" + (tmp.path / "tiny.txt").string()) != run.overrides.end();
+    if (missing) {
+      ++failed;
+      CHECK_THAT(r.output, Catch::Contains((run.dir / "train.log").string()));
+      CHECK_THAT(read_bytes(run.dir / "train.log"), Catch::Contains("data.path"));
+    } else {
+      ++complete;
+      CHECK(std::get<std::string>(*RunLog::load(run.dir / "run.h5").attr("/", "status")) == "complete");
+    }
+  }
+  CHECK(complete == 2);
+  CHECK(failed == 2);
+}
+
+TEST_CASE("a changed experiment is refused, naming the runs, and --extend appends new runs after the old ones",
+          "[sweep][integration]") {
+  TempDir tmp;
+  const std::string file = (tmp.path / "exp.yaml").string();
+  write_bytes(tmp.path / "exp.yaml", experiment(tmp.path));
+  REQUIRE(run_cli("sweep " + file + " --dry-run").exit_code == 0);
+  REQUIRE(run_cli("sweep " + file + " --jobs 2").exit_code == 0);
+  const auto old = attnlab::sweep::read_manifest(tmp.path / "results" / "exp" / "sweep.yaml");
+  REQUIRE(old.has_value());
+
+  write_bytes(tmp.path / "exp.yaml", experiment(tmp.path, "", 3));  // a third seed: two new runs
+  const auto refused = run_cli("sweep " + file);
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.output, Catch::Contains("2 new run(s)") && Catch::Contains("--extend"));
+  CHECK(attnlab::sweep::read_manifest(tmp.path / "results" / "exp" / "sweep.yaml")->runs.size() == 4);
+
+  const auto extended = run_cli("sweep " + file + " --extend --jobs 2");
+  INFO(extended.output);
+  REQUIRE(extended.exit_code == 0);
+  const auto now = attnlab::sweep::read_manifest(tmp.path / "results" / "exp" / "sweep.yaml");
+  REQUIRE(now->runs.size() == 6);
+  for (size_t i = 0; i < 4; ++i) CHECK(now->runs[i].id == old->runs[i].id);  // array indices stay valid
+  for (size_t i = 4; i < 6; ++i) {
+    CHECK(now->runs[i].index == static_cast<int64_t>(i));
+    CHECK(std::get<std::string>(*RunLog::load(now->runs[i].dir / "run.h5").attr("/", "status")) == "complete");
+  }
+
+  write_bytes(tmp.path / "exp.yaml", experiment(tmp.path, "", 1));  // seed 1 and 2 gone: never allowed
+  const auto shrunk = run_cli("sweep " + file + " --extend");
+  CHECK(shrunk.exit_code == 2);
+  CHECK_THAT(shrunk.output, Catch::Contains("4 run(s) no longer in it"));
+}
