@@ -39,7 +39,7 @@ fs::path train_tiny(const TempDir& tmp, const std::string& name, const std::stri
 }
 }  // namespace
 
-TEST_CASE("eval writes /eval/context rows keyed by settings; the same command twice leaves run.h5 identical",
+TEST_CASE("eval writes /eval/context rows keyed by settings, and the same command twice leaves run.h5 identical",
           "[cli][integration][eval]") {
   TempDir tmp;
   auto run = train_tiny(tmp, "rope", "");

@@ -124,7 +124,7 @@ TEST_CASE("a run resumed at its last step completes with its recorded summary, n
   CHECK(std::get<double>(*log.attr("/summary", "ms_per_step_median")) > 0.0);
 }
 
-TEST_CASE("a second writer is refused while a run trains, naming the holder; the lock dies with the process",
+TEST_CASE("a second writer is refused while a run trains, naming the holder, and the lock dies with the process",
           "[cli][integration][lock]") {
   TempDir tmp;
   const std::string args = train_args(tmp, 100000);

@@ -12,7 +12,7 @@ using attnlab::testing::text_corpus;
 using attnlab::test::TempDir;
 namespace fs = std::filesystem;
 
-TEST_CASE("the same values spelt differently are the same run; run.root is not part of its identity",
+TEST_CASE("the same values spelt differently are the same run, and run.root is not part of its identity",
           "[cli][integration][identity]") {
   TempDir tmp;
   const std::string data = text_corpus(tmp.path, "Let there be light: and there was light ", 500);

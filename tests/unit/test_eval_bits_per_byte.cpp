@@ -63,7 +63,7 @@ TEST_CASE("bits per byte count the bytes of the targets scored, with multi-byte 
   CHECK(std::abs(r.bits_per_byte - nats / std::numbers::ln2 / (avg_bytes_per_token * 2 * T)) > 0.05 * r.bits_per_byte);
 }
 
-TEST_CASE("the char tokenizer's token bytes are UTF-8 lengths; <unk> counts one byte", "[eval][data]") {
+TEST_CASE("the char tokenizer's token bytes are UTF-8 lengths, and <unk> counts one byte", "[eval][data]") {
   auto tok = data::CharTokenizer::train("a\xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E");
   auto ids = tok.encode("a\xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E" "z");
   REQUIRE(ids.size() == 5);

@@ -112,7 +112,7 @@ TEST_CASE("context rows: loss is the mean over every position, the tail over pos
   CHECK(row.tail_from == 10);
 }
 
-TEST_CASE("RoPE models evaluate beyond model.max_seq_len; YaRN at evaluation changes long-context loss only "
+TEST_CASE("RoPE models evaluate beyond model.max_seq_len, and YaRN at evaluation changes long-context loss only "
           "through positions",
           "[eval][context]") {
   test::TempDir tmp;

@@ -104,7 +104,7 @@ TEST_CASE("RoPE scalings change the frequencies as their formulas say", "[positi
   }
 }
 
-TEST_CASE("YaRN's temperature: visible at positions > 0, not at 0; on cos/sin or on the softmax alike", "[position]") {
+TEST_CASE("YaRN's temperature: visible at positions > 0, not at 0, and on cos/sin or on the softmax alike", "[position]") {
   // DeepSeek's convention (mscale and mscale_all_dim both set): cos/sin carry
   // m(mscale)/m(mscale_all_dim), the softmax scale m(mscale_all_dim)^2.
   auto deepseek = rope_config("yarn");

@@ -91,7 +91,7 @@ TEST_CASE("YaRN frequencies and both temperatures equal HuggingFace's, in every 
   }
 }
 
-TEST_CASE("partial RoPE (dims=first) rotates the first W dims with their own spectrum; the rest pass", "[position]") {
+TEST_CASE("partial RoPE (dims=first) rotates the first W dims with their own spectrum, and the rest pass", "[position]") {
   PositionConfig p;
   p.kind = "rope";
   p.fraction = 0.25;  // 32 dims -> the first 8 rotate, pairs (i, i+4)
