@@ -219,8 +219,13 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
   std::map<pid_t, Worker> running;
   std::vector<std::string> free_devices = a.devices;
   std::map<std::string, std::vector<const ManifestRun*>> ended;  // outcome -> runs
-  void (*old_int)(int) = std::signal(SIGINT, on_sweep_signal);
-  void (*old_term)(int) = std::signal(SIGTERM, on_sweep_signal);
+  // Without SA_RESTART, so that a signal interrupts waitpid() and is passed on at once.
+  struct sigaction on_signal {}, old_int {}, old_term {};
+  on_signal.sa_handler = on_sweep_signal;
+  sigemptyset(&on_signal.sa_mask);
+  on_signal.sa_flags = 0;
+  sigaction(SIGINT, &on_signal, &old_int);
+  sigaction(SIGTERM, &on_signal, &old_term);
   g_sweep_signal = 0;
   Progress progress(fmt::format("sweep {}", m.experiment), static_cast<int64_t>(m.runs.size()));
   size_t next = 0;
@@ -287,8 +292,8 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
   progress.finish(fmt::format("{} complete | {} failed | {} diverged | {} interrupted",
                               ended["complete"].size() + static_cast<size_t>(skipped), ended["failed"].size(),
                               ended["diverged"].size(), ended["interrupted"].size()));
-  std::signal(SIGINT, old_int);
-  std::signal(SIGTERM, old_term);
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
   for (const char* kind : {"failed", "diverged", "interrupted"})
     for (const auto* r : ended[kind]) fmt::print("{}: {} (log: {})\n", kind, r->id, (r->dir / "train.log").string());
   if (next < todo.size()) fmt::print("{} run(s) not started; run the same command again to continue\n", todo.size() - next);

@@ -5,10 +5,17 @@
 // collect aggregates seeds into byte-identical tables.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
 #include <sstream>
+#include <thread>
 
 #include "results/run_log.h"
+#include "run_compare.h"
 #include "sweep/manifest.h"
 #include "test_support.h"
 
@@ -186,4 +193,56 @@ TEST_CASE("a changed experiment is refused, naming the runs, and --extend append
   const auto shrunk = run_cli("sweep " + file + " --extend");
   CHECK(shrunk.exit_code == 2);
   CHECK_THAT(shrunk.output, Catch::Contains("4 run(s) no longer in it"));
+}
+
+TEST_CASE("a sweep stopped part way by SIGTERM resumes only what is missing and equals an uninterrupted sweep",
+          "[sweep][integration]") {
+  TempDir tmp;
+  const std::string file = (tmp.path / "exp.yaml").string();
+  // Longer runs, so that SIGTERM finds workers mid-run.
+  std::string text = experiment(tmp.path);
+  text.replace(text.find("steps: 20"), 9, "steps: 200");
+  write_bytes(tmp.path / "exp.yaml", text);
+  REQUIRE(run_cli("sweep " + file + " --jobs 2").exit_code == 0);  // the uninterrupted sweep
+  const fs::path sweep_dir = tmp.path / "results" / "exp";
+  const auto manifest = attnlab::sweep::read_manifest(sweep_dir / "sweep.yaml");
+  REQUIRE(manifest.has_value());
+  std::map<std::string, RunLog> reference;
+  for (const auto& r : manifest->runs) reference.emplace(r.id, RunLog::load(r.dir / "run.h5"));
+  fs::remove_all(sweep_dir);
+
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && exec '" ATTNLAB_BINARY "' sweep " + file +
+                                " --jobs 2 > /dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Stop it once the first run has a checkpoint.
+  bool started = false;
+  for (int i = 0; i < 600 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (const auto& r : manifest->runs) started |= fs::exists(r.dir / "checkpoints");
+  }
+  REQUIRE(started);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 128 + SIGTERM);
+  int interrupted = 0;
+  for (const auto& r : manifest->runs)
+    if (fs::exists(r.dir / "run.h5"))
+      interrupted += std::get<std::string>(*RunLog::load(r.dir / "run.h5").attr("/", "status")) == "interrupted";
+  CHECK(interrupted >= 1);  // the workers checkpointed and stopped
+
+  const auto resumed = run_cli("sweep " + file + " --jobs 2");
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  for (const auto& r : manifest->runs) {
+    INFO(r.id);
+    const auto diff = attnlab::testing::differences(reference.at(r.id), RunLog::load(r.dir / "run.h5"));
+    CHECK(diff.empty());
+  }
 }
