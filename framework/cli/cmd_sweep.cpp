@@ -26,6 +26,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
@@ -100,32 +101,33 @@ Plan plan(const SweepArgs& a) {
   return p;
 }
 
-std::string run_status(const fs::path& dir) {
+// What a run's file says, read once: its status, whether it holds the
+// evaluation rows the plan asks for, and its last validation perplexity.
+struct RunState {
+  std::string status = "pending";  // no run.h5 yet
+  bool evaluated = false;
+  std::optional<double> val_ppl;
+};
+
+RunState read_state(const fs::path& dir, const sweep::EvalPlan& plan) {
+  RunState state;
   const fs::path file = dir / "run.h5";
-  if (!fs::exists(file)) return "pending";
+  if (!fs::exists(file)) return state;
   try {
     const auto log = results::RunLog::load(file);
-    const auto* s = log.attr("/", "status");
-    return s ? std::get<std::string>(*s) : "pending";
+    if (const auto* s = log.attr("/", "status")) state.status = std::get<std::string>(*s);
+    const auto have = log.column("eval/context", "context");
+    state.evaluated = std::all_of(plan.context.begin(), plan.context.end(), [&](int64_t c) {
+      return std::find(have.begin(), have.end(), static_cast<double>(c)) != have.end();
+    }) && (!plan.recall || !log.column("eval/recall", "step").empty());
+    if (const auto ppl = log.column("eval", "val_ppl"); !ppl.empty()) state.val_ppl = ppl.back();
   } catch (const UserError&) {
-    return "unreadable";
+    state.status = "unreadable";
   }
+  return state;
 }
 
-// Whether the run's file already holds the evaluation rows the plan asks for.
-bool evaluated(const fs::path& dir, const sweep::EvalPlan& plan) {
-  if (!plan.any()) return true;
-  try {
-    const auto log = results::RunLog::load(dir / "run.h5");
-    const auto have = log.column("eval/context", "context");
-    for (int64_t c : plan.context)
-      if (std::find(have.begin(), have.end(), static_cast<double>(c)) == have.end()) return false;
-    if (plan.recall && log.column("eval/recall", "step").empty()) return false;
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
+bool done(const RunState& state) { return state.status == "complete" && state.evaluated; }
 
 fs::path self_exe() { return fs::read_symlink("/proc/self/exe"); }
 
@@ -174,7 +176,7 @@ int run_task(const SweepArgs& a) {
   fmt::print("sweep {} task {}: {} ({})\n", manifest->experiment, a.task, row.id, fmt::join(row.overrides, " "));
   std::fflush(stdout);
   const int code = train_one(p.jobs[job->second].composed, row.dir, /*restart=*/false, /*stop_after=*/0);
-  if (code != 0 || evaluated(row.dir, manifest->eval)) return code;
+  if (code != 0 || read_state(row.dir, manifest->eval).evaluated) return code;
   std::vector<std::string> eval = {self_exe().string(), "eval", row.dir.string()};
   if (!manifest->eval.context.empty()) {
     std::string list;
@@ -202,14 +204,14 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
   const int64_t n_workers = std::max<int64_t>(1, a.jobs);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const int threads = std::max(1, static_cast<int>(cores / static_cast<unsigned>(n_workers)));
-  std::vector<const ManifestRun*> todo;
+  std::vector<const ManifestRun*> to_run;  // rows not complete and evaluated yet, in manifest order
   int64_t skipped = 0;
   for (const auto& r : m.runs) {
-    if (run_status(r.dir) == "complete" && evaluated(r.dir, m.eval)) ++skipped;
-    else todo.push_back(&r);
+    if (done(read_state(r.dir, m.eval))) ++skipped;
+    else to_run.push_back(&r);
   }
   fmt::print("sweep {}: {} run(s), {} complete, {} to run with {} worker(s) of {} thread(s)\n", m.experiment,
-             m.runs.size(), skipped, todo.size(), n_workers, threads);
+             m.runs.size(), skipped, to_run.size(), n_workers, threads);
   std::fflush(stdout);
 
   struct Worker {
@@ -236,14 +238,14 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
                                       ended["diverged"].size()));
   };
   show();
-  while (next < todo.size() || !running.empty()) {
+  while (next < to_run.size() || !running.empty()) {
     if (g_sweep_signal != 0 && !stop_launching) {  // pass it on: every worker checkpoints and stops
       stop_launching = true;
       for (const auto& [pid, w] : running) ::kill(pid, g_sweep_signal);
     }
-    while (!stop_launching && next < todo.size() && static_cast<int64_t>(running.size()) < n_workers &&
+    while (!stop_launching && next < to_run.size() && static_cast<int64_t>(running.size()) < n_workers &&
            (a.devices.empty() || !free_devices.empty())) {
-      const ManifestRun* r = todo[next++];
+      const ManifestRun* r = to_run[next++];
       fs::create_directories(r->dir);
       const auto argv = worker_argv(a, p, r->index);
       std::string device;
@@ -296,7 +298,7 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
   sigaction(SIGTERM, &old_term, nullptr);
   for (const char* kind : {"failed", "diverged", "interrupted"})
     for (const auto* r : ended[kind]) fmt::print("{}: {} (log: {})\n", kind, r->id, (r->dir / "train.log").string());
-  if (next < todo.size()) fmt::print("{} run(s) not started; run the same command again to continue\n", todo.size() - next);
+  if (next < to_run.size()) fmt::print("{} run(s) not started; run the same command again to continue\n", to_run.size() - next);
   if (g_sweep_signal != 0) return 128 + g_sweep_signal;
   return ended["failed"].empty() ? 0 : 1;
 }
@@ -306,18 +308,12 @@ int show_status(const Plan& p, const Manifest& m) {
   fmt::print("{:>4}  {:<28} {:<12} {:>8}  {}\n", "task", "run", "status", "val ppl", "log");
   std::map<std::string, int> counts;
   for (const auto& r : m.runs) {
-    std::string status = run_status(r.dir);
+    const RunState state = read_state(r.dir, m.eval);
+    std::string status = state.status;
     if (const auto q = queued.find(r.index); q != queued.end() && status != "complete") status += " (" + q->second + ")";
-    std::string ppl = "-";
-    if (fs::exists(r.dir / "run.h5")) {
-      try {
-        const auto v = results::RunLog::load(r.dir / "run.h5").column("eval", "val_ppl");
-        if (!v.empty()) ppl = fmt::format("{:.3f}", v.back());
-      } catch (const UserError&) {
-      }
-    }
-    ++counts[run_status(r.dir)];
-    fmt::print("{:>4}  {:<28} {:<12} {:>8}  {}\n", r.index, r.id, status, ppl, (r.dir / "train.log").string());
+    ++counts[state.status];
+    fmt::print("{:>4}  {:<28} {:<12} {:>8}  {}\n", r.index, r.id, status,
+               state.val_ppl ? fmt::format("{:.3f}", *state.val_ppl) : "-", (r.dir / "train.log").string());
   }
   std::string summary;
   for (const auto& [s, n] : counts) summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", n, s);
@@ -340,7 +336,7 @@ int run(const SweepArgs& a) {
   if (a.dry_run) {
     fmt::print("sweep {}: {} run(s) -> {}\n", m.experiment, m.runs.size(), p.sweep_dir.string());
     for (const auto& r : m.runs)
-      fmt::print("[{}] {:<28} {} {}\n", r.index, r.id, run_status(r.dir), fmt::join(r.overrides, " "));
+      fmt::print("[{}] {:<28} {} {}\n", r.index, r.id, read_state(r.dir, m.eval).status, fmt::join(r.overrides, " "));
     return 0;
   }
   sweep::write_manifest(path, m);

@@ -23,6 +23,13 @@ inline const std::set<std::string> kTimingAttrs = {"started", "finished", "hostn
                                             "ms_per_step_median", "tokens_per_s", "mfu"};
 inline const std::set<std::string> kTimingColumns = {"tokens_per_s"};
 
+// The status a run file records ("" when none).
+inline std::string status_of(const fs::path& run_file) {
+  const auto log = RunLog::load(run_file);
+  const auto* s = log.attr("/", "status");
+  return s ? std::get<std::string>(*s) : "";
+}
+
 // Every temporary file under `dir`.
 inline std::vector<std::string> temporaries(const fs::path& dir) {
   std::vector<std::string> out;

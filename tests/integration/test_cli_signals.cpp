@@ -11,11 +11,13 @@
 #include <thread>
 
 #include "results/run_log.h"
+#include "run_compare.h"
 #include "test_support.h"
 #include "train/checkpoint.h"
 
 using attnlab::results::RunLog;
 using attnlab::testing::run_cli;
+using attnlab::testing::status_of;
 using attnlab::testing::text_corpus;
 using attnlab::test::TempDir;
 namespace fs = std::filesystem;
@@ -26,11 +28,6 @@ std::string train_args(const TempDir& tmp, int steps) {
          " train.steps=" + std::to_string(steps) + " train.eval_every=0 train.checkpoint_every=0";
 }
 
-std::string status_of(const fs::path& run_file) {
-  auto log = RunLog::load(run_file);
-  const auto* s = log.attr("/", "status");
-  return s ? std::get<std::string>(*s) : "";
-}
 // Starts `attnlab <args>` in the background and returns its PID once run.h5
 // says it is training (or after 60 s); -1 if it could not start.
 pid_t start_training(const std::string& args, const fs::path& run_file) {

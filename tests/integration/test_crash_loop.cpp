@@ -27,6 +27,7 @@ using attnlab::testing::temporaries;
 using attnlab::results::RunLog;
 using attnlab::testing::CliResult;
 using attnlab::testing::run_cli;
+using attnlab::testing::status_of;
 using attnlab::testing::text_corpus;
 using attnlab::test::TempDir;
 namespace fs = std::filesystem;
@@ -73,11 +74,6 @@ CliResult rerun_until_complete(const CrashRun& run) {
   return r;
 }
 
-std::string status_of(const fs::path& run_file) {
-  const auto log = RunLog::load(run_file);
-  const auto* s = log.attr("/", "status");
-  return s ? std::get<std::string>(*s) : "";
-}
 
 }  // namespace
 
