@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bitset>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "results/run_log.h"
@@ -41,6 +43,16 @@ pid_t start_training(const std::string& args, const fs::path& run_file) {
   for (int i = 0; i < 600 && !(fs::exists(run_file) && status_of(run_file) == "running"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return pid;
+}
+
+// The signals whose handler is installed in process `pid` (SigCgt in
+// /proc/PID/status, bit N-1 for signal N); empty if the process is gone.
+std::bitset<64> caught_signals(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("SigCgt:", 0) == 0) return std::bitset<64>(std::stoull(line.substr(7), nullptr, 16));
+  return {};
 }
 }  // namespace
 
@@ -83,9 +95,20 @@ TEST_CASE("a second signal while the first one's checkpoint is written ends the 
   const fs::path run_file = tmp.path / "r" / "run.h5";
   const pid_t pid = start_training(args, run_file);
   REQUIRE(pid > 0);
+  for (int i = 0; i < 600 && !caught_signals(pid).test(SIGTERM - 1); ++i)  // the trainer's handler is in
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   REQUIRE(kill(pid, SIGTERM) == 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // Standard signals do not queue: a second SIGTERM sent while the first is
+  // still pending merges with it. Wait until the first one's handler has run,
+  // which shows as SIGTERM leaving the process's caught set (the handler
+  // restores the default action), then send the second.
+  bool handled = false;
+  for (int i = 0; i < 100000 && !handled; ++i) {
+    handled = !caught_signals(pid).test(SIGTERM - 1);
+    if (!handled) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  REQUIRE(handled);
   REQUIRE(kill(pid, SIGTERM) == 0);
   int status = 0;
   REQUIRE(waitpid(pid, &status, 0) == pid);
