@@ -30,8 +30,19 @@ std::string train_args(const TempDir& tmp, int steps) {
          " train.steps=" + std::to_string(steps) + " train.eval_every=0 train.checkpoint_every=0";
 }
 
+// The signals whose handler is installed in process `pid` (SigCgt in
+// /proc/PID/status, bit N-1 for signal N); empty if the process is gone.
+std::bitset<64> caught_signals(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("SigCgt:", 0) == 0) return std::bitset<64>(std::stoull(line.substr(7), nullptr, 16));
+  return {};
+}
+
 // Starts `attnlab <args>` in the background and returns its PID once run.h5
-// says it is training (or after 60 s); -1 if it could not start.
+// says it is training and the trainer's signal handlers are in (or after
+// 60 s); -1 if it could not start.
 pid_t start_training(const std::string& args, const fs::path& run_file) {
   const pid_t pid = fork();
   if (pid < 0) return -1;
@@ -42,18 +53,11 @@ pid_t start_training(const std::string& args, const fs::path& run_file) {
   }
   for (int i = 0; i < 600 && !(fs::exists(run_file) && status_of(run_file) == "running"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 600 && !caught_signals(pid).test(SIGTERM - 1); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return pid;
 }
 
-// The signals whose handler is installed in process `pid` (SigCgt in
-// /proc/PID/status, bit N-1 for signal N); empty if the process is gone.
-std::bitset<64> caught_signals(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("SigCgt:", 0) == 0) return std::bitset<64>(std::stoull(line.substr(7), nullptr, 16));
-  return {};
-}
 }  // namespace
 
 TEST_CASE("SIGTERM, SIGHUP, SIGUSR1 and SIGINT checkpoint at a step boundary, commit interrupted, exit 128 + signal",
@@ -95,8 +99,6 @@ TEST_CASE("a second signal while the first one's checkpoint is written ends the 
   const fs::path run_file = tmp.path / "r" / "run.h5";
   const pid_t pid = start_training(args, run_file);
   REQUIRE(pid > 0);
-  for (int i = 0; i < 600 && !caught_signals(pid).test(SIGTERM - 1); ++i)  // the trainer's handler is in
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   REQUIRE(kill(pid, SIGTERM) == 0);
   // Standard signals do not queue: a second SIGTERM sent while the first is
