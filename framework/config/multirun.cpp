@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "config/defaults_list.h"
 #include "config/overrides.h"
@@ -32,60 +33,141 @@ std::optional<std::filesystem::path> experiment_path(const ComposeRequest& r, co
   return p;
 }
 
-// The experiment's `sweep:` block as override texts ("key=values"), skipping
-// keys the command line sets.
-std::vector<std::string> experiment_sweeps(const std::filesystem::path& path, const std::vector<Override>& cli,
-                                           std::vector<Diagnostic>& problems) {
-  std::vector<std::string> out;
-  LoadedYaml y = load_yaml_file(path, display_path(path));
-  const Node* sweep = y.root.find("sweep");
-  if (!sweep) return out;
-  if (!sweep->is_map()) {
-    problems.push_back({"sweep", sweep->origin, "expected a mapping of key: sweep values (mha,gqa / range(0,3) / [1,2])"});
-    return out;
+using Groups = std::map<std::string, std::vector<std::string>>;
+
+// One swept override's dimension: its choices (a zip's choice sets several keys).
+Slot slot_of(const Override& o, const Groups& groups, std::vector<Diagnostic>& problems) {
+  Slot s;
+  s.swept = o.is_sweep();
+  if (!o.zip.empty()) {
+    for (size_t i = 0; i < o.zip.front().values.size(); ++i) {
+      std::vector<std::string> texts;
+      for (const auto& d : o.zip) texts.push_back(format_override(d.op, d.key, d.values[i]));
+      s.choices.push_back(texts);
+    }
+  } else if (o.glob) {
+    auto g = groups.find(o.key);
+    if (g == groups.end()) {
+      problems.push_back({o.key, o.origin, "glob(...) selects options of a config group, and '" + o.key + "' is not one"});
+      return s;
+    }
+    for (const auto& option : g->second)
+      for (const auto& pattern : *o.glob)
+        if (glob_match(pattern, option)) {
+          s.choices.push_back({format_override(o.op, o.key, Node::scalar(option))});
+          break;
+        }
+    if (s.choices.empty()) problems.push_back({o.key, o.origin, "glob(...) matches no option of group '" + o.key + "'"});
+  } else if (!o.sweep.empty()) {
+    for (const auto& v : o.sweep) s.choices.push_back({format_override(o.op, o.key, v)});
+  } else {
+    s.choices.push_back({o.text});
   }
-  for (const auto& entry : sweep->entries) {
-    const std::string& key = entry.first;
-    const Node& value = entry.second;
-    bool on_cli = std::any_of(cli.begin(), cli.end(), [&](const Override& o) { return o.key == key; });
-    if (on_cli) continue;
+  return s;
+}
+
+// One combination of a product of slots: its overrides, and those that were swept.
+struct Combination {
+  std::vector<std::string> overrides;
+  std::vector<std::string> swept;
+};
+
+// The cartesian product of `slots`, the last varying fastest (as Hydra's
+// sweeper); a problem once it passes kMaxJobs.
+std::vector<Combination> product(const std::vector<Slot>& slots, std::vector<Diagnostic>& problems) {
+  size_t total = 1;
+  for (const auto& s : slots) {
+    if (s.choices.empty()) return {};  // its problem is already reported
+    total *= s.choices.size();
+    if (total > kMaxJobs) {
+      problems.push_back({"", "the sweep", fmt::format("expands to more than {} jobs", kMaxJobs)});
+      return {};
+    }
+  }
+  std::vector<Combination> out;
+  std::vector<size_t> index(slots.size(), 0);
+  for (size_t n = 0; n < total; ++n) {
+    Combination c;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const auto& texts = slots[i].choices[index[i]];
+      c.overrides.insert(c.overrides.end(), texts.begin(), texts.end());
+      if (slots[i].swept) c.swept.insert(c.swept.end(), texts.begin(), texts.end());
+    }
+    out.push_back(std::move(c));
+    for (size_t i = slots.size(); i-- > 0;) {
+      if (++index[i] < slots[i].choices.size()) break;
+      index[i] = 0;
+    }
+  }
+  return out;
+}
+
+bool on_command_line(const std::vector<Override>& cli, const std::string& key) {
+  return std::any_of(cli.begin(), cli.end(), [&](const Override& o) { return o.key == key; });
+}
+
+// The dimensions of one `sweep:` mapping (the experiment's block, or one
+// member of a `union:`), skipping keys the command line sets. `where` is the
+// mapping's key path for messages ("sweep", "sweep.union[2]").
+std::vector<Slot> sweep_slots(const Node& sweep, const std::string& where, const std::vector<Override>& cli,
+                              const Groups& groups, std::vector<Diagnostic>& problems) {
+  std::vector<Slot> slots;
+  if (!sweep.is_map()) {
+    problems.push_back({where, sweep.origin, "expected a mapping of key: sweep values (mha,gqa / range(0,3) / [1,2])"});
+    return slots;
+  }
+  for (const auto& [key, value] : sweep.entries) {
+    if (key == "union") {  // a list of mappings: the runs of each, one after another, as one dimension
+      if (!value.is_sequence() || value.items.empty()) {
+        problems.push_back({where + ".union", value.origin,
+                            "expected a list of sweep mappings, e.g. [{attention: mha}, {attention: gqa, "
+                            "attention.n_kv_heads: 1,2}]"});
+        continue;
+      }
+      Slot s;
+      s.swept = true;
+      std::set<std::vector<std::string>> seen;  // members that the command line made equal count once
+      for (size_t i = 0; i < value.items.size(); ++i) {
+        const auto member = sweep_slots(value.items[i], fmt::format("{}.union[{}]", where, i), cli, groups, problems);
+        for (auto& c : product(member, problems))
+          if (seen.insert(c.overrides).second) s.choices.push_back(std::move(c.overrides));
+      }
+      if (s.choices.empty()) s.choices.push_back({});
+      slots.push_back(std::move(s));
+      continue;
+    }
+    if (on_command_line(cli, key)) continue;
     std::string text;
     if (key == "seeds") {  // seeds: N (0..N-1) or seeds: [list]: one run per seed
       const bool count = value.is_scalar() && !value.value.empty() &&
                          std::all_of(value.value.begin(), value.value.end(), ::isdigit) && std::stoll(value.value) > 0;
       if (!count && !value.is_sequence()) {
-        problems.push_back({"sweep.seeds", value.origin, "expected a number of seeds (seeds: 3) or a list of seeds"});
+        problems.push_back({where + ".seeds", value.origin, "expected a number of seeds (seeds: 3) or a list of seeds"});
         continue;
       }
-      if (std::any_of(cli.begin(), cli.end(), [](const Override& o) { return o.key == "seed"; })) continue;
+      if (on_command_line(cli, "seed")) continue;
       if (count) {
-        text = "range(0," + value.value + ")";
+        text = "seed=range(0," + value.value + ")";
       } else {
+        text = "seed=";
         for (size_t i = 0; i < value.items.size(); ++i) text += (i ? "," : "") + to_flow(value.items[i]);
       }
-      out.push_back("seed=" + text);
-      continue;
-    }
-    if (value.is_sequence()) {
-      for (size_t i = 0; i < value.items.size(); ++i) {
-        if (i) text += ',';
-        text += to_flow(value.items[i]);
-      }
+    } else if (value.is_sequence()) {
+      text = key + "=";
+      for (size_t i = 0; i < value.items.size(); ++i) text += (i ? "," : "") + to_flow(value.items[i]);
     } else if (value.is_scalar()) {
-      text = value.value;
+      text = key + "=" + value.value;
     } else {
-      problems.push_back({"sweep." + key, value.origin, "expected sweep values such as mha,gqa or [1,2]"});
+      problems.push_back({where + "." + key, value.origin, "expected sweep values such as mha,gqa or [1,2]"});
       continue;
     }
-    out.push_back(key + "=" + text);
     try {
-      parse_override(out.back(), 0);
+      slots.push_back(slot_of(parse_override(text, 0), groups, problems));
     } catch (const UserError& e) {
-      for (auto d : e.diagnostics()) problems.push_back({"sweep." + key, value.origin, d.message});
-      out.pop_back();
+      for (auto d : e.diagnostics()) problems.push_back({where + "." + key, value.origin, d.message});
     }
   }
-  return out;
+  return slots;
 }
 
 std::string abbreviate(const std::string& override_text) {
@@ -152,72 +234,23 @@ std::string make_run_id(const std::vector<std::string>& overrides, const std::ve
 std::vector<Job> plan_multirun(const ComposeRequest& request) {
   std::vector<Override> cli = parse_overrides(request.overrides);
   std::vector<Diagnostic> problems;
-  std::vector<Override> all;
-  if (auto exp = experiment_path(request, cli)) {
-    auto texts = experiment_sweeps(*exp, cli, problems);
-    for (const auto& t : texts) all.push_back(parse_override(t, 0));
-  }
-  all.insert(all.end(), cli.begin(), cli.end());
   const auto groups = find_groups(request.config_dir);
-
   std::vector<Slot> slots;
-  for (const auto& o : all) {
-    Slot s;
-    s.swept = o.is_sweep();
-    if (!o.zip.empty()) {
-      for (size_t i = 0; i < o.zip.front().values.size(); ++i) {
-        std::vector<std::string> texts;
-        for (const auto& d : o.zip) texts.push_back(format_override(d.op, d.key, d.values[i]));
-        s.choices.push_back(texts);
-      }
-    } else if (o.glob) {
-      auto g = groups.find(o.key);
-      if (g == groups.end()) {
-        problems.push_back({o.key, o.origin, "glob(...) selects options of a config group, and '" + o.key + "' is not one"});
-        continue;
-      }
-      for (const auto& option : g->second)
-        for (const auto& pattern : *o.glob)
-          if (glob_match(pattern, option)) {
-            s.choices.push_back({format_override(o.op, o.key, Node::scalar(option))});
-            break;
-          }
-      if (s.choices.empty())
-        problems.push_back({o.key, o.origin, "glob(...) matches no option of group '" + o.key + "'"});
-    } else if (!o.sweep.empty()) {
-      for (const auto& v : o.sweep) s.choices.push_back({format_override(o.op, o.key, v)});
-    } else {
-      s.choices.push_back({o.text});
-    }
-    slots.push_back(std::move(s));
+  if (auto exp = experiment_path(request, cli)) {
+    LoadedYaml y = load_yaml_file(*exp, display_path(*exp));
+    if (const Node* sweep = y.root.find("sweep")) slots = sweep_slots(*sweep, "sweep", cli, groups, problems);
   }
-  size_t total = 1;
-  for (const auto& s : slots) {
-    total *= std::max<size_t>(1, s.choices.size());
-    if (total > kMaxJobs) {
-      problems.push_back({"", "the sweep", fmt::format("expands to more than {} jobs", kMaxJobs)});
-      break;
-    }
-  }
+  for (const auto& o : cli) slots.push_back(slot_of(o, groups, problems));
+  if (!problems.empty()) throw UserError(problems);
+  auto combinations = product(slots, problems);
   if (!problems.empty()) throw UserError(problems);
 
-  // Cartesian product, the last dimension varying fastest (as Hydra's sweeper).
   std::vector<Job> jobs;
-  std::vector<size_t> index(slots.size(), 0);
-  for (size_t n = 0; n < total; ++n) {
+  for (auto& c : combinations) {
     Job job;
-    std::vector<std::string> swept;
-    for (size_t i = 0; i < slots.size(); ++i) {
-      const auto& texts = slots[i].choices[index[i]];
-      job.overrides.insert(job.overrides.end(), texts.begin(), texts.end());
-      if (slots[i].swept) swept.insert(swept.end(), texts.begin(), texts.end());
-    }
-    job.run_id = make_run_id(job.overrides, swept);
+    job.run_id = make_run_id(c.overrides, c.swept);
+    job.overrides = std::move(c.overrides);
     jobs.push_back(std::move(job));
-    for (size_t i = slots.size(); i-- > 0;) {
-      if (++index[i] < slots[i].choices.size()) break;
-      index[i] = 0;
-    }
   }
 
   // Validate every job; report each distinct problem once, with the first job that has it.

@@ -119,7 +119,9 @@ class TreeBuilder : public YAML::EventHandler {
     if (!f.have_key) {  // this node is a key
       if (!node.is_scalar() || is_null)
         throw Fatal{node.origin.empty() ? where(mark) : node.origin, "keys must be plain scalars, not maps, lists or null"};
-      if (node.value.empty() || node.value.find('.') != std::string::npos)
+      // An experiment's `sweep:` block names override keys, which may be dotted (attention.n_kv_heads).
+      const bool in_sweep = stack_.size() >= 2 && stack_.front().key == "sweep";
+      if (node.value.empty() || (node.value.find('.') != std::string::npos && !in_sweep))
         problems.push_back({node.value, node.origin,
                             "a key must be a non-empty name without '.'; nest maps instead of dotted keys"});
       auto [it, inserted] = f.seen.emplace(node.value, node.origin);

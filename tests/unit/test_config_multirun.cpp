@@ -142,3 +142,50 @@ TEST_CASE("the dry-run listing shows one job per line", "[config][multirun]") {
   std::string text = config::format_dry_run(jobs);
   CHECK(text == "[1/2] " + jobs[0].run_id + "  attention=mha\n[2/2] " + jobs[1].run_id + "  attention=mqa\n");
 }
+
+TEST_CASE("a union: lists sweeps whose runs follow one another, crossed with the block's other keys",
+          "[config][multirun]") {
+  TempDir dir;
+  write_minimal_configs(dir);
+  // Each variant at its own cache sizes: MHA once, GQA at two head counts,
+  // then one more member in flow style; every one of those at two seeds.
+  dir.write("experiments/u.yaml",
+            "# @package _global_\n"
+            "sweep:\n"
+            "  union:\n"
+            "    - attention: mha\n"
+            "    - attention: gqa\n"
+            "      attention.n_kv_heads: [1, 2]\n"
+            "    - {attention: mha, model.n_layers: 1}\n"
+            "  seeds: 2\n");
+  dir.write("experiments/bad_union.yaml", "# @package _global_\nsweep:\n  union: mha\n");
+  dir.write("experiments/bad_member.yaml", "# @package _global_\nsweep:\n  union:\n    - attention: mha\n    - [1, 2]\n");
+  const fs::path configs = dir.path() / "configs";
+  using V = std::vector<std::string>;
+  const auto jobs = plan({"+experiment=u"}, configs);
+  CHECK(overrides_of(jobs) == std::vector<V>{{"attention=mha", "seed=0", "+experiment=u"},
+                                             {"attention=mha", "seed=1", "+experiment=u"},
+                                             {"attention=gqa", "attention.n_kv_heads=1", "seed=0", "+experiment=u"},
+                                             {"attention=gqa", "attention.n_kv_heads=1", "seed=1", "+experiment=u"},
+                                             {"attention=gqa", "attention.n_kv_heads=2", "seed=0", "+experiment=u"},
+                                             {"attention=gqa", "attention.n_kv_heads=2", "seed=1", "+experiment=u"},
+                                             {"attention=mha", "model.n_layers=1", "seed=0", "+experiment=u"},
+                                             {"attention=mha", "model.n_layers=1", "seed=1", "+experiment=u"}});
+  // Every value a member sets names its runs, fixed or swept.
+  CHECK(std::regex_match(jobs[0].run_id, std::regex("mha-s0-[0-9a-f]{6}")));
+  CHECK(std::regex_match(jobs[4].run_id, std::regex("gqa-k2-s0-[0-9a-f]{6}")));
+  // A key set on the command line leaves every member; members it makes equal run once.
+  CHECK(overrides_of(plan({"+experiment=u", "attention.n_kv_heads=1", "seed=3", "attention=gqa"}, configs)) ==
+        std::vector<V>{{"+experiment=u", "attention.n_kv_heads=1", "seed=3", "attention=gqa"},
+                       {"model.n_layers=1", "+experiment=u", "attention.n_kv_heads=1", "seed=3", "attention=gqa"}});
+  CHECK(plan({"+experiment=u", "seed=0"}, configs).size() == 4);
+  try {
+    plan({"+experiment=bad_union"}, configs);
+    FAIL("expected a UserError");
+  } catch (const UserError& e) {
+    REQUIRE(e.diagnostics().size() == 1);
+    CHECK(e.diagnostics()[0].key == "sweep.union");
+    CHECK_THAT(e.diagnostics()[0].origin, Catch::Contains("bad_union.yaml:3"));
+  }
+  CHECK_THROWS_WITH(plan({"+experiment=bad_member"}, configs), Catch::Contains("sweep.union[1]"));
+}
