@@ -35,6 +35,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "results/run_log.h"
+#include "sweep/eval_rows.h"
 #include "sweep/manifest.h"
 #include "sweep/slurm.h"
 
@@ -116,10 +117,7 @@ RunState read_state(const fs::path& dir, const sweep::EvalPlan& plan) {
   try {
     const auto log = results::RunLog::load(file);
     if (const auto* s = log.attr("/", "status")) state.status = std::get<std::string>(*s);
-    const auto have = log.column("eval/context", "context");
-    state.evaluated = std::all_of(plan.context.begin(), plan.context.end(), [&](int64_t c) {
-      return std::find(have.begin(), have.end(), static_cast<double>(c)) != have.end();
-    }) && (!plan.recall || !log.column("eval/recall", "step").empty());
+    state.evaluated = sweep::read_evaluations(log, dir).covers(plan);
     if (const auto ppl = log.column("eval", "val_ppl"); !ppl.empty()) state.val_ppl = ppl.back();
   } catch (const UserError&) {
     state.status = "unreadable";
@@ -186,7 +184,15 @@ int run_task(const SweepArgs& a) {
   if (manifest->eval.recall) eval.push_back("--recall");
   if (manifest->eval.tokens > 0) eval.insert(eval.end(), {"--tokens", std::to_string(manifest->eval.tokens)});
   std::fflush(stdout);
-  return run_and_wait(eval);
+  if (const int eval_code = run_and_wait(eval); eval_code != 0) return eval_code;
+  // MLA's cached decode paths, one token at a time, at the same lengths.
+  for (const auto& mode : manifest->eval.decode) {
+    std::vector<std::string> decode = eval;
+    std::erase(decode, std::string("--recall"));
+    decode.insert(decode.end(), {"--decode", mode});
+    if (const int decode_code = run_and_wait(decode); decode_code != 0) return decode_code;
+  }
+  return 0;
 }
 
 // What each run's exit code means for the sweep.
@@ -335,8 +341,12 @@ int run(const SweepArgs& a) {
   const Manifest m = sweep::reconcile(sweep::read_manifest(path), p.manifest, a.extend);
   if (a.dry_run) {
     fmt::print("sweep {}: {} run(s) -> {}\n", m.experiment, m.runs.size(), p.sweep_dir.string());
+    size_t width = 0;
+    for (const auto& r : m.runs) width = std::max(width, r.id.size());
+    const size_t digits = std::to_string(m.runs.size()).size();
     for (const auto& r : m.runs)
-      fmt::print("[{}] {:<28} {} {}\n", r.index, r.id, read_state(r.dir, m.eval).status, fmt::join(r.overrides, " "));
+      fmt::print("[{:>{}}] {:<{}}  {:<8} {}\n", r.index, digits, r.id, width, read_state(r.dir, m.eval).status,
+                 fmt::join(r.overrides, " "));
     return 0;
   }
   sweep::write_manifest(path, m);

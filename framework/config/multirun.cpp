@@ -175,7 +175,8 @@ std::string abbreviate(const std::string& override_text) {
       {"n_kv_heads", "k"}, {"seed", "s"},     {"kv_rank", "c"},  {"q_rank", "q"},   {"rope_dim", "r"},
       {"nope_dim", "n"},   {"v_dim", "v"},    {"n_layers", "l"}, {"d_model", "d"},  {"n_heads", "h"},
       {"head_dim", "e"},   {"theta", "t"},    {"fraction", "f"}, {"factor", "x"},   {"lr", "lr"},
-      {"steps", "st"},     {"batch_size", "b"}, {"seq_len", "T"}, {"max_seq_len", "L"}};
+      {"steps", "st"},     {"batch_size", "b"}, {"seq_len", "T"}, {"max_seq_len", "L"},
+      {"kind", ""},        {"original_max_len", "o"}};
   size_t eq = override_text.find('=');
   std::string key = override_text.substr(0, eq);
   key.erase(0, key.find_first_not_of("+~"));

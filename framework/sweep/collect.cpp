@@ -5,14 +5,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 
 #include "core/error.h"
 #include "results/durable.h"
 #include "results/h5.h"
 #include "results/run_log.h"
+#include "sweep/eval_rows.h"
 #include "sweep/manifest.h"
 
 namespace attnlab::sweep {
@@ -85,15 +88,27 @@ RunRow read_run(const ManifestRun& r) {
     row.seed = std::isnan(seed) ? "" : fmt::format("{}", static_cast<int64_t>(seed));
   }
   for (const auto& m : kMetrics) row.metrics[m.column] = number(log, m.group, m.attr);
-  // Perplexity at each evaluated context length: the newest row per length
-  // with no position scaling (scaling rows are separate experiments).
-  const auto ctx = log.column("eval/context", "context");
-  const auto ppl = log.column("eval/context", "ppl");
-  const auto scaling = log.column("eval/context", "scaling_kind");
-  for (size_t i = 0; i < ctx.size() && i < ppl.size(); ++i) {
-    if (!scaling.empty() && scaling[i] != 0.0) continue;
-    row.metrics[fmt::format("ppl_ctx{}", static_cast<int64_t>(ctx[i]))] = ppl[i];
+  // Perplexity at each evaluated context length, evaluated as trained (other
+  // position scalings are separate experiments); the newest row per length.
+  // Through the full forward: ppl_ctx<L>; through MLA's cached decode:
+  // ppl_naive_ctx<L>, ppl_absorbed_ctx<L>.
+  const auto evaluations = read_evaluations(log, r.dir);
+  for (const auto& c : evaluations.context) {
+    if (!c.as_trained) continue;
+    const std::string path = c.decode == "full" ? "" : c.decode + "_";
+    row.metrics[fmt::format("ppl_{}ctx{}", path, c.context)] = c.ppl;
   }
+  // Recall: the final validation accuracy of a recall-task run, and the
+  // accuracy at each evaluated length (mean over the passkey depths).
+  if (const auto accuracy = log.column("eval", "val_accuracy"); !accuracy.empty())
+    row.metrics["final_val_accuracy"] = accuracy.back();
+  std::map<int64_t, std::pair<double, int>> recall;  // context -> (sum, n)
+  for (const auto& c : evaluations.recall)
+    if (c.as_trained && c.decode == "full") {
+      recall[c.context].first += c.accuracy;
+      recall[c.context].second += 1;
+    }
+  for (const auto& [context, sum] : recall) row.metrics[fmt::format("recall_ctx{}", context)] = sum.first / sum.second;
   return row;
 }
 
@@ -179,11 +194,15 @@ Summary collect(const fs::path& sweep_dir) {
   // Metrics in a fixed order: the table's, then context lengths by length.
   std::vector<std::string> metrics;
   for (const auto& m : kMetrics) metrics.push_back(m.column);
-  std::vector<std::pair<int64_t, std::string>> ctx;
-  for (const auto& c : metric_columns)
-    if (c.starts_with("ppl_ctx")) ctx.emplace_back(std::stoll(c.substr(7)), c);
-  std::sort(ctx.begin(), ctx.end());
-  for (const auto& [n, c] : ctx) metrics.push_back(c);
+  if (metric_columns.contains("final_val_accuracy")) metrics.push_back("final_val_accuracy");
+  for (const std::string prefix : {"ppl_ctx", "ppl_naive_ctx", "ppl_absorbed_ctx", "recall_ctx"}) {
+    std::vector<std::pair<int64_t, std::string>> ctx;
+    for (const auto& c : metric_columns)
+      if (c.starts_with(prefix) && std::isdigit(static_cast<unsigned char>(c[prefix.size()])))
+        ctx.emplace_back(std::stoll(c.substr(prefix.size())), c);
+    std::sort(ctx.begin(), ctx.end());
+    for (const auto& [n, c] : ctx) metrics.push_back(c);
+  }
 
   Summary s;
   s.runs.columns = {"run_id", "status", "seed"};

@@ -27,6 +27,7 @@ void write_manifest(const fs::path& path, const Manifest& m) {
   out << YAML::Key << "context" << YAML::Value << YAML::Flow << m.eval.context;
   out << YAML::Key << "recall" << YAML::Value << m.eval.recall;
   out << YAML::Key << "tokens" << YAML::Value << m.eval.tokens;
+  if (!m.eval.decode.empty()) out << YAML::Key << "decode" << YAML::Value << YAML::Flow << m.eval.decode;
   out << YAML::EndMap;
   out << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
   for (const auto& r : m.runs) {
@@ -53,6 +54,7 @@ std::optional<Manifest> read_manifest(const fs::path& path) {
     m.eval.context = y["eval"]["context"].as<std::vector<int64_t>>();
     m.eval.recall = y["eval"]["recall"].as<bool>();
     m.eval.tokens = y["eval"]["tokens"] ? y["eval"]["tokens"].as<int64_t>() : 0;
+    if (y["eval"]["decode"]) m.eval.decode = y["eval"]["decode"].as<std::vector<std::string>>();
     for (const auto& r : y["runs"]) {
       m.runs.push_back({r["index"].as<int64_t>(), r["id"].as<std::string>(), r["dir"].as<std::string>(),
                         r["overrides"].as<std::vector<std::string>>()});
@@ -89,13 +91,22 @@ EvalPlan read_eval_plan(const fs::path& experiment_file) {
       } else if (key == "tokens") {
         plan.tokens = entry.second.as<int64_t>();
         if (plan.tokens < 1) throw_user_error("eval.tokens", where, "must be a positive number of tokens");
+      } else if (key == "decode") {
+        plan.decode = entry.second.IsSequence() ? entry.second.as<std::vector<std::string>>()
+                                                : std::vector<std::string>{entry.second.as<std::string>()};
+        for (const auto& d : plan.decode)
+          if (d != "naive" && d != "absorbed")
+            throw_user_error("eval.decode", where, fmt::format("'{}' is not a decode mode: expected naive or absorbed", d));
+        if (plan.context.empty() && !eval["context"])
+          throw_user_error("eval.decode", where, "needs eval.context: the lengths to score the cached decode at");
       } else {
-        throw_user_error("eval." + key, where, "unknown key: the eval block takes context, recall and tokens");
+        throw_user_error("eval." + key, where, "unknown key: the eval block takes context, recall, tokens and decode");
       }
     } catch (const YAML::Exception&) {
       throw_user_error("eval." + key, where,
                        key == "context"  ? "expected a list of context lengths, e.g. [128, 256]"
                        : key == "tokens" ? "expected a number of tokens"
+                       : key == "decode" ? "expected a list of decode modes, e.g. [naive, absorbed]"
                                          : "expected true or false");
     }
   }
@@ -110,8 +121,7 @@ Manifest reconcile(const std::optional<Manifest>& old, Manifest planned, bool ex
   std::vector<std::string> left, arrived;
   std::set_difference(before.begin(), before.end(), now.begin(), now.end(), std::back_inserter(left));
   std::set_difference(now.begin(), now.end(), before.begin(), before.end(), std::back_inserter(arrived));
-  const bool same_eval = old->eval.context == planned.eval.context && old->eval.recall == planned.eval.recall &&
-                         old->eval.tokens == planned.eval.tokens;
+  const bool same_eval = old->eval == planned.eval;
   if (left.empty() && arrived.empty() && same_eval) {
     planned.runs = old->runs;  // same runs, the old order
     return planned;

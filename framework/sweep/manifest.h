@@ -26,7 +26,9 @@ struct EvalPlan {
   std::vector<int64_t> context;  // context lengths for `attnlab eval --context`; empty: none
   bool recall = false;           // `attnlab eval --recall`
   int64_t tokens = 0;            // `attnlab eval --tokens` (scored tokens per length); 0: eval's default
-  bool any() const { return !context.empty() || recall; }
+  std::vector<std::string> decode;  // `attnlab eval --decode MODE` at each context length, per mode (naive, absorbed)
+  bool any() const { return !context.empty() || recall || !decode.empty(); }
+  bool operator==(const EvalPlan&) const = default;
 };
 
 struct Manifest {

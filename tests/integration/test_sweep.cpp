@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +55,13 @@ std::vector<std::vector<std::string>> read_csv(const fs::path& file) {
     rows.push_back(cells);
   }
   return rows;
+}
+
+// The file's inode: a run.h5 rewritten (always through a new file and a rename) gets a new one.
+ino_t inode(const fs::path& file) {
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  return st.st_ino;
 }
 
 size_t column(const std::vector<std::string>& header, const std::string& name) {
@@ -244,5 +252,90 @@ TEST_CASE("a sweep stopped part way by SIGTERM resumes only what is missing and 
     INFO(r.id);
     const auto diff = attnlab::testing::differences(reference.at(r.id), RunLog::load(r.dir / "run.h5"));
     CHECK(diff.empty());
+  }
+}
+
+TEST_CASE("eval.decode scores MLA's naive and absorbed decodes on every run, and collect lists them beside the full "
+          "forward",
+          "[sweep][integration]") {
+  TempDir tmp;
+  std::string text = experiment(tmp.path);
+  text.replace(text.find("attention: mha,mqa"), 18, "attention: mla");
+  text.replace(text.find("seeds: 2"), 8, "seeds: 1\n  attention.kv_rank: [16, 32]");
+  text += "  tokens: 64\n  decode: [naive, absorbed]\n";
+  write_bytes(tmp.path / "exp.yaml", text);
+  const std::string sweep = "sweep " + (tmp.path / "exp.yaml").string() + " --jobs 2";
+  const auto first = run_cli(sweep);
+  INFO(first.output);
+  REQUIRE(first.exit_code == 0);
+  const fs::path sweep_dir = tmp.path / "results" / "exp";
+  const auto manifest = attnlab::sweep::read_manifest(sweep_dir / "sweep.yaml");
+  REQUIRE(manifest.has_value());
+  REQUIRE(manifest->runs.size() == 2);
+  CHECK(manifest->eval.decode == std::vector<std::string>{"naive", "absorbed"});
+  std::map<std::string, ino_t> before;
+  for (const auto& r : manifest->runs) {
+    INFO(r.id);
+    // One row per context length through the full forward, then both decodes.
+    CHECK(RunLog::load(r.dir / "run.h5").column("eval/context", "decode").size() == 6);
+    before[r.id] = inode(r.dir / "run.h5");
+  }
+  REQUIRE(run_cli(sweep).exit_code == 0);
+  for (const auto& r : manifest->runs) CHECK(inode(r.dir / "run.h5") == before[r.id]);  // all evaluated: not rewritten
+
+  REQUIRE(run_cli("collect " + sweep_dir.string()).exit_code == 0);
+  const auto runs = read_csv(sweep_dir / "summary.csv");
+  REQUIRE(runs.size() == 3);
+  const size_t full = column(runs[0], "ppl_ctx32"), naive = column(runs[0], "ppl_naive_ctx32"),
+               absorbed = column(runs[0], "ppl_absorbed_ctx32");
+  column(runs[0], "ppl_ctx64");
+  for (size_t i = 1; i < runs.size(); ++i) {
+    // The cached decodes, one token per forward, score what the full forward scores.
+    const double f = std::stod(runs[i][full]);
+    CHECK(std::stod(runs[i][naive]) == Approx(f).epsilon(1e-4));
+    CHECK(std::stod(runs[i][absorbed]) == Approx(f).epsilon(1e-4));
+    CHECK(f > 1.0);
+  }
+}
+
+TEST_CASE("a recall-task sweep is evaluated once, and collect lists its recall accuracy", "[sweep][integration]") {
+  TempDir tmp;
+  const std::string text =
+      "# @package _global_\n"
+      "defaults:\n  - override /model: tiny\n  - override /train: cpu\n  - override /data: synthetic\n"
+      "run:\n  root: " + (tmp.path / "results").string() + "\n"
+      "data:\n  task: mqar\n  vocab_size: 32\n  num_pairs: 2\n  num_queries: 2\n"
+      "model:\n  max_seq_len: 32\n"
+      "train:\n  steps: 20\n  seq_len: 16\n  batch_size: 8\n  threads: 1\n  eval_every: 10\n  eval_batches: 2\n"
+      "sweep:\n  attention: mha,mqa\n"
+      "eval:\n  context: [16, 32]\n";
+  write_bytes(tmp.path / "exp.yaml", text);
+  const std::string sweep = "sweep " + (tmp.path / "exp.yaml").string() + " --jobs 2";
+  const auto first = run_cli(sweep);
+  INFO(first.output);
+  REQUIRE(first.exit_code == 0);
+  const fs::path sweep_dir = tmp.path / "results" / "exp";
+  const auto manifest = attnlab::sweep::read_manifest(sweep_dir / "sweep.yaml");
+  REQUIRE(manifest.has_value());
+  std::map<std::string, ino_t> before;
+  for (const auto& r : manifest->runs) before[r.id] = inode(r.dir / "run.h5");
+  REQUIRE(run_cli(sweep).exit_code == 0);
+  for (const auto& r : manifest->runs) CHECK(inode(r.dir / "run.h5") == before[r.id]);  // not evaluated again
+
+  REQUIRE(run_cli("collect " + sweep_dir.string()).exit_code == 0);
+  const auto runs = read_csv(sweep_dir / "summary.csv");
+  REQUIRE(runs.size() == 3);
+  const size_t id = column(runs[0], "run_id"), acc = column(runs[0], "final_val_accuracy"),
+               at16 = column(runs[0], "recall_ctx16"), at32 = column(runs[0], "recall_ctx32");
+  for (size_t i = 1; i < runs.size(); ++i) {
+    const auto& r = *std::find_if(manifest->runs.begin(), manifest->runs.end(),
+                                  [&](const auto& m) { return m.id == runs[i][id]; });
+    const auto log = RunLog::load(r.dir / "run.h5");
+    CHECK(std::stod(runs[i][acc]) == Approx(log.column("eval", "val_accuracy").back()));
+    const auto context = log.column("eval/recall", "context");
+    const auto accuracy = log.column("eval/recall", "accuracy");
+    REQUIRE(context == std::vector<double>{16, 32});
+    CHECK(std::stod(runs[i][at16]) == Approx(accuracy[0]));
+    CHECK(std::stod(runs[i][at32]) == Approx(accuracy[1]));
   }
 }
