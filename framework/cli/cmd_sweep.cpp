@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "cli/commands.h"
@@ -36,6 +37,7 @@
 #include "core/progress.h"
 #include "results/run_log.h"
 #include "sweep/eval_rows.h"
+#include "sweep/launcher.h"
 #include "sweep/manifest.h"
 #include "sweep/slurm.h"
 
@@ -48,7 +50,7 @@ using sweep::ManifestRun;
 struct SweepArgs {
   std::string experiment;  // experiments/NAME.yaml, or NAME
   ConfigArgs config;
-  int64_t jobs = 1;
+  int64_t jobs = sweep::LauncherConfig{}.jobs;
   std::string launcher = "local";
   std::vector<std::string> devices;  // a pool of CUDA devices for local workers
   bool dry_run = false;
@@ -57,7 +59,9 @@ struct SweepArgs {
   bool status = false;
   int64_t task = -1;  // run exactly this manifest row (a worker)
   sweep::SlurmOptions slurm;
+  std::set<std::string> flags_given;  // launcher flags on the command line: they override the launcher config
 };
+
 
 fs::path experiment_file(const SweepArgs& a, const fs::path& config_dir) {
   fs::path p(a.experiment);
@@ -66,6 +70,28 @@ fs::path experiment_file(const SweepArgs& a, const fs::path& config_dir) {
   if (fs::is_regular_file(named)) return named;
   throw_user_error("", "experiment", fmt::format("'{}' is neither an experiment file nor a name in {}", a.experiment,
                                                  config::experiments_dir(config_dir).string()));
+}
+
+// The launcher: its config (sweep/launcher.h), then the flags given. Takes the
+// launcher overrides out of `a.config.overrides`, so that runs never see them.
+void resolve_launcher(SweepArgs& a) {
+  const auto launcher_overrides = sweep::take_launcher_overrides(a.config.overrides);
+  const auto request = make_request(a.config);
+  sweep::LauncherConfig c = sweep::resolve_launcher(request.config_dir, experiment_file(a, request.config_dir),
+                                                    launcher_overrides,
+                                                    a.flags_given.contains("--launcher") ? a.launcher : "");
+  const auto given = [&](const char* flag) { return a.flags_given.contains(flag); };
+  if (!given("--jobs")) a.jobs = c.jobs;
+  if (!given("--devices")) a.devices = c.devices;
+  if (!given("--partition")) a.slurm.partition = c.slurm.partition;
+  if (!given("--time")) a.slurm.time = c.slurm.time;
+  if (!given("--gpus-per-task")) a.slurm.gpus_per_task = c.slurm.gpus_per_task;
+  if (!given("--cpus-per-task")) a.slurm.cpus_per_task = c.slurm.cpus_per_task;
+  if (!given("--max-parallel")) a.slurm.max_parallel = c.slurm.max_parallel;
+  if (!given("--signal-seconds")) a.slurm.signal_seconds = c.slurm.signal_seconds;
+  // --sbatch lines add to the config's.
+  a.slurm.sbatch.insert(a.slurm.sbatch.begin(), c.slurm.sbatch.begin(), c.slurm.sbatch.end());
+  a.launcher = c.type;
 }
 
 struct Plan {
@@ -327,9 +353,8 @@ int show_status(const Plan& p, const Manifest& m) {
   return 0;
 }
 
-int run(const SweepArgs& a) {
-  if (a.launcher != "local" && a.launcher != "slurm")
-    throw_user_error("--launcher", "", fmt::format("'{}': expected local or slurm", a.launcher));
+int run(SweepArgs a) {
+  resolve_launcher(a);
   if (a.task >= 0) return run_task(a);
   Plan p = plan(a);
   const fs::path path = sweep::manifest_path(p.sweep_dir);
@@ -368,7 +393,9 @@ void add_sweep(CLI::App& app, Action& action) {
   cmd->add_option("--jobs,-j", a->jobs, "Worker processes (local launcher); each gets a share of the CPU threads")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--launcher", a->launcher, "local or slurm")->capture_default_str();
+  cmd->add_option("--launcher", a->launcher,
+                  "local, slurm, or another configs/launcher/NAME.yaml (same as the override launcher=NAME)")
+      ->capture_default_str();
   cmd->add_option("--devices", a->devices, "CUDA devices for local workers, one per worker (e.g. 0,1,2,3)")
       ->delimiter(',');
   cmd->add_flag("--dry-run", a->dry_run, "Print the planned runs and their state; run nothing");
@@ -389,7 +416,12 @@ void add_sweep(CLI::App& app, Action& action) {
       ->capture_default_str()->group("Slurm launcher");
   cmd->add_option("--sbatch", o.sbatch, "Slurm: an extra #SBATCH option, e.g. --sbatch=--account=lab (repeatable)")
       ->group("Slurm launcher");
-  cmd->callback([&action, a] { action = [a] { return run(*a); }; });
+  cmd->callback([&action, a, cmd] {
+    for (const char* flag : {"--launcher", "--jobs", "--devices", "--partition", "--time", "--gpus-per-task",
+                             "--cpus-per-task", "--max-parallel", "--signal-seconds", "--sbatch"})
+      if (cmd->get_option(flag)->count() > 0) a->flags_given.insert(flag);
+    action = [a] { return run(*a); };
+  });
 }
 
 }  // namespace attnlab::cli

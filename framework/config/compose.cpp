@@ -56,6 +56,7 @@ class Composer {
                              "an experiment composes at the top level: start it with '# @package _global_'"});
       experiment->root.erase("sweep");  // read by plan_multirun
       experiment->root.erase("eval");   // read by attnlab sweep (evaluations after training)
+      experiment->root.erase("launcher");  // read by attnlab sweep (how it launches runs)
       for (const auto& e : take_defaults(experiment->root)) choose(defaults, e.group, e.option, e.origin, true);
     }
     for (const auto& o : overrides)
@@ -105,6 +106,12 @@ class Composer {
         if (o.is_sweep()) {
           problems_.push_back({o.key, o.origin,
                                "is a sweep; sweeps need a multirun (attnlab train -m ...) or a single value here"});
+          continue;
+        }
+        if (o.key == "launcher" || o.key.rfind("launcher.", 0) == 0) {
+          problems_.push_back({o.key, o.origin,
+                               "configures how `attnlab sweep` launches runs (configs/launcher/), not a run: pass it "
+                               "to attnlab sweep"});
           continue;
         }
         out.push_back(std::move(o));

@@ -61,12 +61,19 @@ eval:
   context: [64]
 YAML
 done
+# The Slurm copy also says how to launch it; a launcher block changes no run
+# (the ids, and the collected tables below, stay those of the local copy).
+printf 'launcher:\n  signal_seconds: 30\n  sbatch: [--comment=attnlab-test]\n' >>"$T/slurm/exp.yaml"
 cd "$SRC" || fail "no source dir"
 "$BIN" data prepare data=text data.path="$T/corpus.txt" data.dir="$T/data" >/dev/null 2>&1
 
 say "submitting"
-"$BIN" sweep "$T/slurm/exp.yaml" --launcher slurm --max-parallel 2 --signal-seconds 30 >"$T/submit.log" 2>&1 ||
-  fail "sweep --launcher slurm failed: $(cat "$T/submit.log")"
+"$BIN" sweep "$T/slurm/exp.yaml" launcher=slurm launcher.max_parallel=2 >"$T/submit.log" 2>&1 ||
+  fail "sweep launcher=slurm failed: $(cat "$T/submit.log")"
+script="$T/slurm/results/exp/slurm/sweep.sbatch"
+for line in "#SBATCH --array=0-3%2" "#SBATCH --signal=B:TERM@30" "#SBATCH --comment=attnlab-test"; do
+  grep -qxF -- "$line" "$script" || fail "the launcher config did not reach the batch script: no '$line' in $(cat "$script")"
+done
 JOB=$(sed -n 's/^submitted job array \([0-9]*\).*/\1/p' "$T/submit.log")
 [ -n "$JOB" ] || fail "no job id in: $(cat "$T/submit.log")"
 say "job array $JOB"
