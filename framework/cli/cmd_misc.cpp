@@ -1,4 +1,4 @@
-// --version and the helper for subcommands that a later step fills.
+// --version: the versions attnlab was built with, and the CUDA it sees.
 #include <H5public.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
@@ -24,11 +24,6 @@ int print_version() {
     fmt::print("CUDA      not available (CPU only)\n");
   }
   return 0;
-}
-
-int not_available(const std::string& command, const std::string& which_step) {
-  fmt::print(stderr, "attnlab {}: not available yet (arrives with {})\n", command, which_step);
-  return kExitUserError;
 }
 
 }  // namespace attnlab::cli

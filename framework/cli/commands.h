@@ -33,7 +33,5 @@ int print_version();
 // Shared by `train` and the workers of `sweep`.
 int train_one(const config::Composed& composed, const std::filesystem::path& run_dir, bool restart, int64_t stop_after);
 
-// For subcommands a later step fills: says so and exits 2, never pretends to work.
-int not_available(const std::string& command, const std::string& which_step);
 
 }  // namespace attnlab::cli

@@ -39,6 +39,7 @@
 #include "train/optimizer.h"
 #include "train/run_directory.h"
 #include "train/schedule.h"
+#include "train/step.h"
 
 namespace attnlab::train {
 namespace fs = std::filesystem;
@@ -316,24 +317,11 @@ TrainOutcome train_run(const TrainRequest& request) {
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = learning_rate(cfg.optim, state.step, tc.steps);
         set_learning_rate(*optimizer, lr);
-        optimizer->zero_grad(true);
-        torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
-        for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
-          auto [inputs_BT, targets_BT] = std::visit([](auto& b) { return b.next(); }, batcher);
-          torch::Tensor loss;
-          {
-            AutocastScope autocast(device.type(), dtype);
-            auto logits_BTV = model->forward(inputs_BT.to(device));
-            loss = torch::nn::functional::cross_entropy(logits_BTV.reshape({-1, logits_BTV.size(-1)}).to(torch::kFloat32),
-                                                        targets_BT.to(device).reshape({-1}));
-          }
-          (loss / static_cast<double>(tc.grad_accum)).backward();
-          loss_sum += loss.detach();
-        }
-        const double max_norm = cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
-        const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), max_norm);
-        optimizer->step();
-        const double loss = loss_sum.item<double>() / static_cast<double>(tc.grad_accum);
+        const StepResult step = train_step(
+            model, *optimizer, [&] { return std::visit([](auto& b) { return b.next(); }, batcher); }, cfg, device,
+            dtype);
+        const double loss = step.loss.item<double>();
+        const double grad_norm = step.grad_norm;
         state.step += 1;
         state.tokens_seen += tokens_per_step;
         window_tokens += tokens_per_step;

@@ -34,12 +34,6 @@ TEST_CASE("data=text with a missing file exits 2 naming data.path", "[cli][integ
   CHECK(std::filesystem::is_empty(tmp.path));
 }
 
-TEST_CASE("a subcommand of a later step says so and exits 2", "[cli]") {
-  auto r = run_cli("bench train");
-  CHECK(r.exit_code == 2);
-  CHECK_THAT(r.output, Catch::Contains("not available yet"));
-}
-
 TEST_CASE("the version banner (--version) names attnlab, LibTorch, HDF5, yaml-cpp and CUDA", "[cli]") {
   auto r = run_cli("--version");
   CHECK(r.exit_code == 0);
