@@ -554,7 +554,12 @@ def draw_quality_panel(ax, metric, points, assigned):
     if any(p["std"] is not None for p in points):
         ax.plot([], [], color="0.3", marker="|", markersize=10, linestyle="none", label="mean \u00b1 std over seeds")
     ax.set_xscale("log")
-    sizes = sorted({p["x"] for p in points})
+    # One tick per cache size, skipping a size within 20% of the previous
+    # tick (its labels would overlap; the point keeps its own label).
+    sizes = []
+    for x in sorted({p["x"] for p in points}):
+        if not sizes or x > 1.2 * sizes[-1]:
+            sizes.append(x)
     if len(sizes) <= 12:
         ax.set_xticks(sizes)
         ax.set_xticklabels([byte_label(s) for s in sizes])

@@ -28,16 +28,28 @@ void add_collect(CLI::App& app, Action& action) {
       };
       const size_t n_col = col("n");
       auto num = [](const sweep::Cell& c) { return std::get<double>(c); };
+      // Swept-value columns as wide as their widest cell; a recall-task sweep also shows accuracy.
+      std::vector<size_t> width(n_col);
+      for (size_t i = 0; i < n_col; ++i) {
+        width[i] = t.columns[i].size();
+        for (const auto& row : t.rows) width[i] = std::max(width[i], std::get<std::string>(row[i]).size());
+      }
+      const bool accuracy = col("final_val_accuracy_mean") < t.columns.size();
+      const auto mean_sd = [&](const std::vector<sweep::Cell>& row, const std::string& metric, const char* format) {
+        const double mean = num(row[col(metric + "_mean")]), sd = num(row[col(metric + "_std")]);
+        return std::isnan(mean) ? std::string("-")
+               : std::isnan(sd) ? fmt::format(fmt::runtime(format), mean)
+                                : fmt::format(fmt::runtime(format), mean) + " +- " + fmt::format(fmt::runtime(format), sd);
+      };
       std::string header;
-      for (size_t i = 0; i < n_col; ++i) header += fmt::format("{:<14}", t.columns[i]);
-      fmt::print("{}{:>3}  {:>20}  {:>12}\n", header, "n", "val ppl (mean+-std)", "KV B/token");
+      for (size_t i = 0; i < n_col; ++i) header += fmt::format("{:<{}}  ", t.columns[i], width[i]);
+      fmt::print("{}{:>3}  {:>20}  {}{:>12}\n", header, "n", "val ppl (mean+-std)",
+                 accuracy ? fmt::format("{:>22}  ", "accuracy (mean+-std)") : "", "KV B/token");
       for (const auto& row : t.rows) {
         std::string line;
-        for (size_t i = 0; i < n_col; ++i) line += fmt::format("{:<14}", std::get<std::string>(row[i]));
-        const double mean = num(row[col("final_val_ppl_mean")]), sd = num(row[col("final_val_ppl_std")]);
-        fmt::print("{}{:>3}  {:>20}  {:>12}\n", line, num(row[n_col]),
-                   std::isnan(mean) ? "-" : std::isnan(sd) ? fmt::format("{:.3f}", mean)
-                                                           : fmt::format("{:.3f} +- {:.3f}", mean, sd),
+        for (size_t i = 0; i < n_col; ++i) line += fmt::format("{:<{}}  ", std::get<std::string>(row[i]), width[i]);
+        fmt::print("{}{:>3}  {:>20}  {}{:>12}\n", line, num(row[n_col]), mean_sd(row, "final_val_ppl", "{:.3f}"),
+                   accuracy ? fmt::format("{:>22}  ", mean_sd(row, "final_val_accuracy", "{:.3f}")) : "",
                    num(row[col("kv_bytes_per_token_mean")]));
       }
       size_t complete = 0;
