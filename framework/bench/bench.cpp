@@ -132,9 +132,12 @@ DecodeFigures bench_decode(const RunConfig& cfg, int64_t context, int64_t batch,
   auto cache = model->make_cache(batch, context + warmup + steps);
   {
     AutocastScope autocast(device.type(), dtype);
-    constexpr int64_t kPrefillChunk = 1024;  // bounds the prefill's score matrices
-    for (int64_t at = 0; at < context; at += kPrefillChunk) {
-      const int64_t n = std::min(kPrefillChunk, context - at);
+    // Chunks keep the prefill's fp32 scores [B, H, chunk, S] near 1 GiB (B3 at
+    // S = 16k, B = 64 would need 51 GB in chunks of 1024).
+    const int64_t score_row_bytes = batch * cfg.model.n_heads * context * 4;
+    const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 30) / score_row_bytes, 1, 1024);
+    for (int64_t at = 0; at < context; at += chunk) {
+      const int64_t n = std::min(chunk, context - at);
       model->forward(torch::randint(1, kVocab, {batch, n}, torch::dtype(torch::kInt64)).to(device), cache);
     }
   }

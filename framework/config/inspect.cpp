@@ -48,6 +48,8 @@ std::string format_groups(const std::filesystem::path& config_dir) {
     std::string line;
     for (size_t i = 0; i < g.options.size(); ++i)
       line += (i ? ", " : "") + g.options[i] + (g.options[i] == g.selected ? "*" : "");
+    // The launcher group configures `attnlab sweep`, never a run (sweep/launcher.h).
+    if (g.name == "launcher") line += "  (attnlab sweep only; local is the default)";
     out += fmt::format("  {:<{}}  {}\n", g.name, width, line);
   }
   return out;

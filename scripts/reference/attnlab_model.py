@@ -142,6 +142,8 @@ def resolve_config(cfg: dict) -> dict:
     kind = c["attention"]
     if kind not in ("mha", "gqa", "mqa", "mla"):
         raise ValueError(f"attention {kind!r} is not one of mha, gqa, mqa, mla")
+    if c["backend"] not in ("auto", "math", "sdpa"):
+        raise ValueError(f"backend {c['backend']!r} is not one of auto, math, sdpa")
     e = c["head_dim"] if c["head_dim"] > 0 else c["d_model"] // c["n_heads"]
     c["head_dim"] = e
     if kind == "mla":
@@ -161,20 +163,25 @@ def resolve_config(cfg: dict) -> dict:
 
 
 def config_from_run(run_dir: str | pathlib.Path) -> dict:
-    """The build_model config of an attnlab run directory (its config.yaml);
-    the vocabulary is the byte tokenizer's 256."""
+    """The build_model config of an attnlab run directory: its config.yaml,
+    and the vocabulary its run file records (/data tokenizer_vocab_size).
+    NotImplementedError for RoPE scaling and the MHA2MLA dims (not mirrored)."""
+    import h5py
     import yaml
 
-    run = yaml.safe_load((pathlib.Path(run_dir) / "config.yaml").read_text())
+    run_dir = pathlib.Path(run_dir)
+    run = yaml.safe_load((run_dir / "config.yaml").read_text())
     m, a, p = run["model"], run["attention"], run["position"]
-    if p["kind"] == "rope" and (p["scaling"]["kind"] != "none" or (p["dims"] != "first" and p["fraction"] != 1.0)):
-        raise NotImplementedError("RoPE scaling and the MHA2MLA dims are not mirrored here")
-    if run["data"]["tokenizer"] != "byte":
-        raise NotImplementedError("only the byte tokenizer (vocab 256) is mirrored here")
+    if p["kind"] == "rope" and p["scaling"]["kind"] != "none":
+        raise NotImplementedError(f"position.scaling.kind={p['scaling']['kind']} is not mirrored here")
+    if p["kind"] == "rope" and p["dims"] != "first" and p["fraction"] != 1.0:
+        raise NotImplementedError(f"position.dims={p['dims']} is not mirrored here")
+    with h5py.File(run_dir / "run.h5", "r") as f:
+        vocab_size = int(f["data"].attrs["tokenizer_vocab_size"])
     cfg = {k: m[k] for k in ("n_layers", "d_model", "n_heads", "head_dim", "d_ff", "mlp", "norm", "tie_embeddings",
                              "max_seq_len", "match_params")}
-    cfg.update(attention=a["kind"], n_kv_heads=a["n_kv_heads"], cache_dtype=a["cache_dtype"], backend=a["backend"],
-               position=p["kind"], rope_theta=p["theta"], rope_fraction=p["fraction"])
+    cfg.update(vocab_size=vocab_size, attention=a["kind"], n_kv_heads=a["n_kv_heads"], cache_dtype=a["cache_dtype"],
+               backend=a["backend"], position=p["kind"], rope_theta=p["theta"], rope_fraction=p["fraction"])
     if a["kind"] == "mla":
         cfg.update({k: a[k] for k in ("q_rank", "kv_rank", "nope_dim", "rope_dim", "v_dim", "rope_mode")},
                    mla_decode=a["decode"])
@@ -376,12 +383,6 @@ class LayerCache:
         self.length += t
         return views
 
-    def elements_per_token(self) -> int:
-        return sum(math.prod(shape) for _, shape in self.layout)
-
-    def bytes(self) -> int:
-        return sum(s.numel() * s.element_size() for s in self.storage)
-
 
 class KvCache:
     """kv_cache.cpp KvCache: one LayerCache per layer."""
@@ -397,9 +398,6 @@ class KvCache:
     def length(self, n: int):
         for layer in self.layers:
             layer.length = n
-
-    def bytes(self) -> int:
-        return sum(layer.bytes() for layer in self.layers)
 
 
 # ----------------------------------------------------------------- attention

@@ -269,7 +269,9 @@ TEST_CASE("format_config and the groups list", "[config]") {
   CHECK_THAT(config::format_config(compose_with({"attention=mha"}), true),
              Catch::Contains("n_kv_heads: ${model.n_heads}"));
   auto groups = config::list_groups(source_configs());
-  REQUIRE(groups.size() == 6);
+  REQUIRE(groups.size() == 7);  // model, attention, position, data, optim, train; launcher (no default: sweep only)
+  CHECK(groups.back().name == "launcher");
+  CHECK(groups.back().selected.empty());
   CHECK(groups[1].name == "attention");
   CHECK(groups[1].options == std::vector<std::string>{"gqa", "mha", "mla", "mqa"});
   CHECK(groups[1].selected == "mha");
