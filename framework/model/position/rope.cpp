@@ -12,6 +12,7 @@
 #include <numbers>
 
 #include "core/error.h"
+#include "runtime/autocast.h"
 
 namespace attnlab::model {
 
@@ -103,36 +104,44 @@ std::vector<double> Rope::inv_freq(int64_t width) const {
   return freq;
 }
 
+std::pair<torch::Tensor, torch::Tensor> Rope::table_rows(const TableKey& key, int64_t start, int64_t t) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  AutocastOff fp_angles;  // the tables are built in key.dtype, whatever autocast a caller runs under
+  torch::NoGradGuard constants;
+  auto it = std::find_if(tables_.begin(), tables_.end(), [&](const Table& table) { return table.key == key; });
+  if (it == tables_.end() || it->cos_NW.size(0) < start + t) {
+    int64_t n = 256;
+    while (n < start + t) n *= 2;
+    const auto f = inv_freq(key.width);
+    std::vector<double> m(f.size());
+    for (size_t i = 0; i < f.size(); ++i) m[i] = f[i] != 0.0 ? rotation_scale_ : 1.0;
+    const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+    const auto freq_P = torch::tensor(f, opts).to(key.device, key.dtype);
+    const auto mult_P = torch::tensor(m, opts).to(key.device, key.dtype);
+    const auto pos_N = torch::arange(0, n, torch::TensorOptions().dtype(key.dtype).device(key.device));
+    const auto angle_NP = torch::outer(pos_N, freq_P);
+    Table table{key, (torch::cos(angle_NP) * mult_P).repeat({1, 2}), (torch::sin(angle_NP) * mult_P).repeat({1, 2})};
+    if (it == tables_.end()) {
+      tables_.push_back(std::move(table));
+      it = std::prev(tables_.end());
+    } else {
+      *it = std::move(table);
+    }
+  }
+  return {it->cos_NW.narrow(0, start, t), it->sin_NW.narrow(0, start, t)};
+}
+
 torch::Tensor Rope::rotate(const torch::Tensor& x_BHTE, int64_t start) const {
   const int64_t width = x_BHTE.size(-1);
   const int64_t t = x_BHTE.size(-2);
   // Angles in fp64 for fp64 inputs, else fp32: bf16 angles are wrong by whole
   // radians at a few hundred positions.
   const auto ct = x_BHTE.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-  torch::Tensor freq_P, mult_P;
-  {
-    const std::string key = fmt::format("{}|{}|{}", width, x_BHTE.device().str(), static_cast<int>(ct));
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = freq_cache_.find(key);
-    if (it == freq_cache_.end()) {
-      auto f = inv_freq(width);
-      std::vector<double> m(f.size());
-      for (size_t i = 0; i < f.size(); ++i) m[i] = f[i] != 0.0 ? rotation_scale_ : 1.0;
-      auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-      auto both = torch::stack({torch::tensor(f, opts), torch::tensor(m, opts)}).to(x_BHTE.device(), ct);
-      it = freq_cache_.emplace(key, both).first;
-    }
-    freq_P = it->second[0];
-    mult_P = it->second[1];
-  }
-  // The rotated block: all of x, or its first W dims for dims=first.
-  const int64_t rotary = 2 * freq_P.size(0);
   auto x = x_BHTE.to(ct);
+  auto [cos_TW, sin_TW] = table_rows({width, x_BHTE.device(), ct}, start, t);
+  // The rotated block: all of x, or its first W dims for dims=first.
+  const int64_t rotary = cos_TW.size(-1);
   auto block = rotary == width ? x : x.narrow(-1, 0, rotary);
-  auto pos_T = torch::arange(start, start + t, torch::TensorOptions().dtype(ct).device(x_BHTE.device()));
-  auto angle_TP = torch::outer(pos_T, freq_P);
-  auto cos_TW = (torch::cos(angle_TP) * mult_P).repeat({1, 2});
-  auto sin_TW = (torch::sin(angle_TP) * mult_P).repeat({1, 2});
   auto halves = block.chunk(2, -1);
   auto rotated_half = torch::cat({-halves[1], halves[0]}, -1);
   auto out = block * cos_TW + rotated_half * sin_TW;

@@ -46,9 +46,24 @@ class Rope : public Position {
   int64_t original_len_;
   double rotation_scale_ = 1.0;
   double softmax_factor_ = 1.0;
-  // cos/sin inputs per width, materialized once per (width, device, dtype).
+  // The cos and sin tables [N, W] (with rotation_scale_ applied) for
+  // positions 0..N-1, per (width, device, dtype), grown to the next power of
+  // two when a longer position is asked for. A forward slices rows from them
+  // instead of computing arange, outer, cos and sin again.
+  struct TableKey {
+    int64_t width;
+    c10::Device device;
+    c10::ScalarType dtype;
+    bool operator==(const TableKey&) const = default;
+  };
+  struct Table {
+    TableKey key;
+    torch::Tensor cos_NW, sin_NW;
+  };
   mutable std::mutex mutex_;
-  mutable std::map<std::string, torch::Tensor> freq_cache_;
+  mutable std::vector<Table> tables_;
+  // Rows start..start+t-1 of the tables for `key`, building or growing them.
+  std::pair<torch::Tensor, torch::Tensor> table_rows(const TableKey& key, int64_t start, int64_t t) const;
 };
 
 // YaRN's temperature term get_mscale: 0.1 * mscale * ln(factor) + 1 for factor > 1, else 1.
