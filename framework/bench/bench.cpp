@@ -14,6 +14,7 @@
 #include "runtime/autocast.h"
 #include "runtime/device.h"
 #include "train/mfu.h"
+#include "train/model_info.h"
 #include "train/optimizer.h"
 #include "train/step.h"
 #include "train/trainer.h"
@@ -110,7 +111,7 @@ TrainFigures bench_train(const RunConfig& cfg, int64_t steps, int64_t warmup) {
   f.flops_per_token = train::model_flops_per_token(*model, tc.seq_len);
   if (const auto peak = train::peak_tflops(device_description(device), dtype, tc.peak_tflops))
     f.mfu = f.tokens_per_s * f.flops_per_token / (*peak * 1e12);
-  f.sdpa_path = model::path_name(model->last_path());
+  f.attention_kernel = train::attention_kernel(cfg, device, dtype);
   return f;
 }
 

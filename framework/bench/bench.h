@@ -38,7 +38,7 @@ struct TrainFigures {
   double mfu = -1.0;              // -1: the device's peak is unknown (every CPU)
   double flops_per_token = 0.0;
   int64_t n_params = 0;
-  std::string sdpa_path;          // the attention kernel the last layer ran
+  std::string attention_kernel;   // train::attention_kernel(): "math" or "sdpa/<kernel SDPA picks>"
 };
 
 struct DecodeFigures {

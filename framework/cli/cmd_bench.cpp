@@ -80,7 +80,7 @@ int run(const BenchArgs& a) {
                "attention kernel");
     fmt::print("{:>10.2f} {:>10.2f} {:>10.2f} {:>12.0f} {:>8} {:>10} {}\n", f.timing.median_ms, f.timing.p10_ms,
                f.timing.p90_ms, f.tokens_per_s, f.mfu < 0 ? std::string("-") : fmt::format("{:.1f}%", 100 * f.mfu),
-               f.n_params, f.sdpa_path);
+               f.n_params, f.attention_kernel);
     auto row = shape_row(cfg);
     row.insert({{"seq_len", static_cast<double>(cfg.train.seq_len)},
                 {"batch", static_cast<double>(cfg.train.batch_size)},

@@ -39,6 +39,8 @@ class TokenStore {
   int64_t size() const { return size_; }
   // Tokens [start, start+len) as an int64 tensor.
   torch::Tensor slice(int64_t start, int64_t len) const;
+  // Tokens [start, start + len) as int64 into dst (len entries), checked like slice().
+  void copy_to(int64_t start, int64_t len, int64_t* dst) const;
 
  private:
   std::shared_ptr<const void> mapping_;  // keeps the mmap alive

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -88,19 +89,22 @@ TokenStore TokenStore::open(const std::filesystem::path& path) {
 }
 
 torch::Tensor TokenStore::slice(int64_t start, int64_t len) const {
+  auto out = torch::empty({std::max<int64_t>(len, 0)}, torch::kInt64);
+  copy_to(start, len, out.data_ptr<int64_t>());
+  return out;
+}
+
+void TokenStore::copy_to(int64_t start, int64_t len, int64_t* dst) const {
   if (start < 0 || len < 0 || start + len > size_) {
     throw Error(fmt::format("token slice [{}, {}) is outside a store of {} tokens", start, start + len, size_));
   }
-  auto out = torch::empty({len}, torch::kInt64);
-  int64_t* dst = out.data_ptr<int64_t>();
   if (bytes_per_token_ == 2) {
     const auto* src = static_cast<const uint16_t*>(data_) + start;
-    for (int64_t i = 0; i < len; ++i) dst[i] = src[i];
+    std::copy(src, src + len, dst);
   } else {
     const auto* src = static_cast<const uint32_t*>(data_) + start;
-    for (int64_t i = 0; i < len; ++i) dst[i] = src[i];
+    std::copy(src, src + len, dst);
   }
-  return out;
 }
 
 Batcher::Batcher(const TokenStore& store, int64_t batch_size, int64_t seq_len, uint64_t seed)
@@ -111,15 +115,16 @@ Batcher::Batcher(const TokenStore& store, int64_t batch_size, int64_t seq_len, u
 std::pair<torch::Tensor, torch::Tensor> Batcher::next() {
   auto starts = static_cast<uint64_t>(store_.size() - seq_len_);  // valid starts: [0, size - seq_len - 1]
   uint64_t batch_key = mix(mix(seed_) ^ draws_);
-  std::vector<torch::Tensor> windows;
-  windows.reserve(static_cast<size_t>(batch_size_));
+  // One [B, T + 1] buffer filled row by row: no tensor per window, no stack.
+  auto w_BT1 = torch::empty({batch_size_, seq_len_ + 1}, torch::kInt64);
+  int64_t* rows = w_BT1.data_ptr<int64_t>();
   for (int64_t b = 0; b < batch_size_; ++b) {
     // Modulo bias is below starts / 2^64: irrelevant for any real corpus.
     auto start = static_cast<int64_t>(mix(batch_key ^ static_cast<uint64_t>(b)) % starts);
-    windows.push_back(store_.slice(start, seq_len_ + 1));
+    store_.copy_to(start, seq_len_ + 1, rows + b * (seq_len_ + 1));
   }
   ++draws_;
-  return split_windows(windows, seq_len_);
+  return {w_BT1.narrow(1, 0, seq_len_).contiguous(), w_BT1.narrow(1, 1, seq_len_).contiguous()};
 }
 
 std::vector<std::pair<torch::Tensor, torch::Tensor>> validation_batches(const TokenStore& store, int64_t n_batches,

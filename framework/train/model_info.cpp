@@ -1,6 +1,7 @@
 // /model attributes of the run file.
 #include "train/model_info.h"
 
+#include "model/attention/inner.h"
 #include "model/kv_cache.h"
 #include "runtime/device.h"
 
@@ -27,6 +28,19 @@ void write_model_attrs(results::RunLog& log, model::TransformerLMImpl& model, co
   log.set_attr("/model", "kv_bytes_per_token_per_layer", m.n_layers > 0 ? bytes / m.n_layers : 0);
   log.set_attr("/model", "kv_parts_per_layer", model.cache_layouts().front().describe());
   log.set_attr("/model", "kv_dtype", dtype_name(dtype));
+}
+
+std::string attention_kernel(const RunConfig& config, const torch::Device& device, torch::ScalarType dtype) {
+  const auto& m = config.model;
+  if (m.attention.backend == "math") return "math";
+  int64_t qk_dim = m.resolved_head_dim(), v_dim = qk_dim;
+  if (m.attention.kind == "mla") {
+    const LatentDims d = m.latent_dims();
+    qk_dim = d.nope_dim + d.rope_dim;
+    v_dim = d.v_dim;
+  }
+  return "sdpa/" + model::sdpa_kernel(config.train.batch_size, m.n_heads, config.train.seq_len, qk_dim, v_dim,
+                                      m.position.kind == "alibi", dtype, device);
 }
 
 }  // namespace attnlab::train

@@ -261,6 +261,9 @@ TrainOutcome train_run(const TrainRequest& request) {
     log.add_event({0, "start", fmt::format("training on {}", device_description(device))});
   }
   state.config_sha256 = identity;  // every checkpoint says which config wrote it
+  // The kernel this device runs (a resumed run may have moved to another device).
+  const std::string kernel = attention_kernel(cfg, device, dtype);
+  log.set_attr("/model", "attention_kernel", kernel);
 
   // From here on every way out leaves a terminal status in run.h5 (the
   // catch below), except a SIGKILL, after which the re-run resumes.
@@ -353,8 +356,10 @@ TrainOutcome train_run(const TrainRequest& request) {
         }
         if (request.show_progress) {
           const double tok_s = static_cast<double>(tokens_per_step) / (ms / 1000.0);
-          progress.update(state.step, fmt::format("loss {:.3f} | val {} | {:.0f} ms/step | {:.0f} tok/s{}", loss, last_val,
-                                                  ms, tok_s, peak ? fmt::format(" | MFU {:.1f}%", 100.0 * mfu_of(tok_s)) : ""));
+          progress.update(state.step, fmt::format("loss {:.3f} | val {} | {:.0f} ms/step | {:.0f} tok/s{} | {}", loss,
+                                                  last_val, ms, tok_s,
+                                                  peak ? fmt::format(" | MFU {:.1f}%", 100.0 * mfu_of(tok_s)) : "",
+                                                  kernel));
         }
 
         ++steps_this_process;

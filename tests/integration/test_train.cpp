@@ -12,6 +12,7 @@
 #include "config/schema.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
+#include "model/attention/inner.h"
 #include "model/transformer.h"
 #include "results/run_log.h"
 #include "runtime/device.h"
@@ -123,6 +124,11 @@ TEST_CASE("50 steps on the KJV lower validation loss by more than 1.5 nats", "[t
   CHECK(log.column("eval", "val_loss").size() == 5);       // every 10th step
   CHECK(log.column("eval", "val_loss").back() == Approx(outcome.final_val_loss));
   CHECK(std::get<int64_t>(*log.attr("/model", "n_params")) > 0);
+  // The kernel the training forward ran, as SDPA's dispatcher picks it for this shape.
+  CHECK(std::get<std::string>(*log.attr("/model", "attention_kernel")) ==
+        "sdpa/" + model::sdpa_kernel(c.run.train.batch_size, c.run.model.n_heads, c.run.train.seq_len,
+                                     c.run.model.resolved_head_dim(), c.run.model.resolved_head_dim(), false,
+                                     torch::kFloat32, torch::Device(torch::kCPU)));
 }
 
 TEST_CASE("a run stopped and resumed from its checkpoint equals an uninterrupted run", "[train][integration]") {

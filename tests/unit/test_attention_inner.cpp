@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <set>
+
 #include "model/attention/inner.h"
 #include "model/transformer.h"
 #include "skip.h"
@@ -78,4 +80,26 @@ TEST_CASE("on CUDA the model matches the CPU", "[.gpu][model]") {
   auto first = lm->forward(tokens.to(torch::kCUDA).narrow(1, 0, 5), cache);
   auto rest = lm->forward(tokens.to(torch::kCUDA).narrow(1, 5, 4), cache);
   CHECK_THAT(torch::cat({first, rest}, 1).cpu(), AllClose(cpu, 1e-4));
+}
+
+TEST_CASE("sdpa_kernel names the kernel SDPA dispatches to, and math configs say math", "[attention]") {
+  const std::set<std::string> kernels = {"math", "flash", "efficient", "cudnn", "overrideable"};
+  for (bool bias : {false, true})
+    for (auto [qk, v] : {std::pair<int64_t, int64_t>{32, 32}, {48, 32}}) {
+      INFO("bias " << bias << ", qk " << qk << ", v " << v);
+      CHECK(kernels.contains(
+          attnlab::model::sdpa_kernel(2, 4, 64, qk, v, bias, torch::kFloat32, torch::Device(torch::kCPU))));
+    }
+}
+
+TEST_CASE("on CUDA, MLA's unequal query and value head dims get a fused kernel, not math", "[.gpu][attention]") {
+  if (!torch::cuda::is_available()) ATTNLAB_SKIP("no CUDA device");
+  const torch::Device cuda(torch::kCUDA);
+  // B2's MLA shape: 12 heads, q/k 64 + 32 dims, v 64, T 1024, bf16.
+  const std::string mla = attnlab::model::sdpa_kernel(8, 12, 1024, 96, 64, false, torch::kBFloat16, cuda);
+  INFO("MLA: " << mla);
+  CHECK(mla != "math");
+  const std::string mha = attnlab::model::sdpa_kernel(8, 12, 1024, 64, 64, false, torch::kBFloat16, cuda);
+  INFO("MHA: " << mha);
+  CHECK(mha != "math");
 }

@@ -8,6 +8,7 @@
 #include "runtime/autocast.h"
 
 #include <limits>
+#include <optional>
 
 namespace attnlab::model {
 
@@ -83,6 +84,20 @@ torch::Tensor sdpa_attention(const torch::Tensor& q_BHTE, const torch::Tensor& k
 }
 
 }  // namespace
+
+std::string sdpa_kernel(int64_t batch, int64_t heads, int64_t t, int64_t qk_dim, int64_t v_dim, bool with_bias,
+                        torch::ScalarType dtype, torch::Device device) {
+  const auto options = torch::TensorOptions().dtype(dtype).device(device);
+  const auto q = torch::empty({batch, heads, t, qk_dim}, options);
+  const auto v = torch::empty({batch, heads, t, v_dim}, options);
+  std::optional<torch::Tensor> mask;
+  if (with_bias) mask = torch::zeros({1, heads, t, t}, options);
+  // sdp::SDPBackend's order (ATen/native/transformers/sdp_utils_cpp.h).
+  static const char* const kNames[] = {"math", "flash", "efficient", "cudnn", "overrideable"};
+  const int64_t choice = at::_fused_sdp_choice(q, q, v, mask, 0.0, /*is_causal=*/!with_bias);
+  return choice >= 0 && choice < static_cast<int64_t>(std::size(kNames)) ? kNames[choice]
+                                                                          : fmt::format("unknown ({})", choice);
+}
 
 torch::Tensor inner_attention(const torch::Tensor& q_BHTE, const torch::Tensor& k_BKSE,
                               const torch::Tensor& v_BKSF, double scale, const torch::Tensor& bias_HTS,

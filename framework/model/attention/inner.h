@@ -18,6 +18,13 @@ torch::Tensor inner_attention(const torch::Tensor& q_BHTE, const torch::Tensor& 
 // [T, S] boolean, true where query t may see key s (s <= t + S - T).
 torch::Tensor causal_mask(int64_t t, int64_t s, torch::Device device);
 
+// The kernel SDPA dispatches to for a training forward of this shape
+// (at::_fused_sdp_choice): "math", "flash", "efficient", "cudnn" or
+// "overrideable". q and k have qk_dim per head, v has v_dim (MLA's differ);
+// with_bias: an additive float mask (ALiBi) instead of is_causal.
+std::string sdpa_kernel(int64_t batch, int64_t heads, int64_t t, int64_t qk_dim, int64_t v_dim, bool with_bias,
+                        torch::ScalarType dtype, torch::Device device);
+
 // The dtype attention accumulates in: fp64 stays fp64, everything else fp32.
 torch::ScalarType accumulation_dtype(torch::ScalarType dtype);
 

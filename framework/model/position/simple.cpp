@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace attnlab::model {
@@ -41,13 +42,28 @@ std::vector<double> alibi_slopes(int64_t n_heads) {
 
 torch::Tensor Alibi::score_bias(int64_t n_heads, int64_t start, int64_t t, int64_t s,
                                 const torch::TensorOptions& options) const {
-  auto slopes_H = torch::tensor(alibi_slopes(n_heads), torch::TensorOptions().dtype(torch::kFloat64))
-                      .to(options.device(), options.dtype().toScalarType());
+  torch::Tensor slopes_H11;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto dtype = options.dtype().toScalarType();
+    auto it = std::find_if(slopes_.begin(), slopes_.end(), [&](const Slopes& c) {
+      return c.n_heads == n_heads && c.device == options.device() && c.dtype == dtype;
+    });
+    if (it == slopes_.end()) {
+      torch::NoGradGuard constants;
+      slopes_.push_back({n_heads, options.device(), dtype,
+                         torch::tensor(alibi_slopes(n_heads), torch::TensorOptions().dtype(torch::kFloat64))
+                             .to(options.device(), dtype)
+                             .view({n_heads, 1, 1})});
+      it = std::prev(slopes_.end());
+    }
+    slopes_H11 = it->slopes_H11;
+  }
   auto q_T = torch::arange(start, start + t, options);
   auto k_S = torch::arange(0, s, options);
   // -slope * distance to the key: 0 on the diagonal, more negative further back.
   auto dist_TS = k_S.unsqueeze(0) - q_T.unsqueeze(1);
-  return slopes_H.view({n_heads, 1, 1}) * dist_TS.unsqueeze(0);
+  return slopes_H11 * dist_TS.unsqueeze(0);
 }
 
 }  // namespace attnlab::model

@@ -6,6 +6,9 @@
 
 #include <fmt/format.h>
 
+#include <mutex>
+#include <vector>
+
 namespace attnlab::model {
 
 class NoPosition : public Position {
@@ -30,6 +33,18 @@ class Alibi : public Position {
   torch::Tensor score_bias(int64_t n_heads, int64_t start, int64_t t, int64_t s,
                            const torch::TensorOptions& options) const override;
   std::string kind() const override { return "alibi"; }
+
+ private:
+  // The slopes [H, 1, 1] per (heads, device, dtype), uploaded once rather
+  // than per layer and forward.
+  struct Slopes {
+    int64_t n_heads;
+    c10::Device device;
+    c10::ScalarType dtype;
+    torch::Tensor slopes_H11;
+  };
+  mutable std::mutex mutex_;
+  mutable std::vector<Slopes> slopes_;
 };
 
 // ALiBi's per-head slopes (Press et al. 2022), head 0 steepest.
