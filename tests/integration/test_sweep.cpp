@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -55,6 +56,16 @@ std::vector<std::vector<std::string>> read_csv(const fs::path& file) {
     rows.push_back(cells);
   }
   return rows;
+}
+
+// Runs `sweep` (which must succeed) and returns the manifest it wrote in sweep_dir.
+std::optional<attnlab::sweep::Manifest> run_sweep(const std::string& sweep, const fs::path& sweep_dir) {
+  const auto result = run_cli(sweep);
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  auto manifest = attnlab::sweep::read_manifest(sweep_dir / "sweep.yaml");
+  REQUIRE(manifest.has_value());
+  return manifest;
 }
 
 // The file's inode: a run.h5 rewritten (always through a new file and a rename) gets a new one.
@@ -265,12 +276,8 @@ TEST_CASE("eval.decode scores MLA's naive and absorbed decodes on every run, and
   text += "  tokens: 64\n  decode: [naive, absorbed]\n";
   write_bytes(tmp.path / "exp.yaml", text);
   const std::string sweep = "sweep " + (tmp.path / "exp.yaml").string() + " --jobs 2";
-  const auto first = run_cli(sweep);
-  INFO(first.output);
-  REQUIRE(first.exit_code == 0);
   const fs::path sweep_dir = tmp.path / "results" / "exp";
-  const auto manifest = attnlab::sweep::read_manifest(sweep_dir / "sweep.yaml");
-  REQUIRE(manifest.has_value());
+  const auto manifest = run_sweep(sweep, sweep_dir);
   REQUIRE(manifest->runs.size() == 2);
   CHECK(manifest->eval.decode == std::vector<std::string>{"naive", "absorbed"});
   std::map<std::string, ino_t> before;
@@ -311,12 +318,8 @@ TEST_CASE("a recall-task sweep is evaluated once, and collect lists its recall a
       "eval:\n  context: [16, 32]\n";
   write_bytes(tmp.path / "exp.yaml", text);
   const std::string sweep = "sweep " + (tmp.path / "exp.yaml").string() + " --jobs 2";
-  const auto first = run_cli(sweep);
-  INFO(first.output);
-  REQUIRE(first.exit_code == 0);
   const fs::path sweep_dir = tmp.path / "results" / "exp";
-  const auto manifest = attnlab::sweep::read_manifest(sweep_dir / "sweep.yaml");
-  REQUIRE(manifest.has_value());
+  const auto manifest = run_sweep(sweep, sweep_dir);
   std::map<std::string, ino_t> before;
   for (const auto& r : manifest->runs) before[r.id] = inode(r.dir / "run.h5");
   REQUIRE(run_cli(sweep).exit_code == 0);
