@@ -35,6 +35,7 @@
 #include "config/multirun.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "data/sha256.h"
 #include "results/run_log.h"
 #include "sweep/eval_rows.h"
 #include "sweep/launcher.h"
@@ -58,6 +59,7 @@ struct SweepArgs {
   bool extend = false;
   bool status = false;
   int64_t task = -1;  // run exactly this manifest row (a worker)
+  std::string manifest;  // with --task: the manifest to read (the launcher passes it; else the sweep is planned to find it)
   sweep::SlurmOptions slurm;
   std::set<std::string> flags_given;  // launcher flags on the command line: they override the launcher config
 };
@@ -118,6 +120,7 @@ Plan plan(const SweepArgs& a) {
   p.sweep_dir = fs::path(first.root) / first.name;
   p.manifest.experiment = exp.stem().string();
   p.manifest.experiment_file = exp;
+  p.manifest.experiment_sha256 = data::sha256_file(exp);
   p.manifest.overrides = a.config.overrides;
   p.manifest.eval = sweep::read_eval_plan(exp);
   for (size_t i = 0; i < p.jobs.size(); ++i) {
@@ -160,6 +163,7 @@ std::vector<std::string> worker_argv(const SweepArgs& a, const Plan& p, int64_t 
   std::vector<std::string> argv = {self_exe().string(), "sweep", p.manifest.experiment_file.string()};
   argv.insert(argv.end(), a.config.overrides.begin(), a.config.overrides.end());
   if (!a.config.config_dir.empty()) argv.insert(argv.end(), {"--config-dir", a.config.config_dir});
+  argv.insert(argv.end(), {"--manifest", sweep::manifest_path(p.sweep_dir).string()});
   argv.insert(argv.end(), {"--task", std::to_string(index)});
   return argv;
 }
@@ -182,24 +186,39 @@ int run_and_wait(const std::vector<std::string>& argv) {
 }
 
 // A worker: exactly one manifest row, with the same lock and resume rules as `train`.
+// A worker: trains and evaluates row `a.task` of the manifest. It composes
+// only its own row (the experiment file plus the row's overrides, exactly as
+// planning composed it), so N array tasks cost N composes, not N x N, and it
+// refuses to run when the experiment file changed since the manifest was
+// written (a requeued Slurm task after an edit): re-run `attnlab sweep` then.
 int run_task(const SweepArgs& a) {
-  Plan p = plan(a);
-  const auto manifest = sweep::read_manifest(sweep::manifest_path(p.sweep_dir));
+  fs::path path;
+  if (!a.manifest.empty()) {
+    path = a.manifest;
+  } else {
+    path = sweep::manifest_path(plan(a).sweep_dir);
+  }
+  const auto manifest = sweep::read_manifest(path);
   if (!manifest)
-    throw UserError(fmt::format("no sweep manifest at {}: run `attnlab sweep {}` first", 
-                                sweep::manifest_path(p.sweep_dir).string(), a.experiment));
+    throw UserError(fmt::format("no sweep manifest at {}: run `attnlab sweep {}` first", path.string(),
+                                a.experiment));
   if (a.task < 0 || a.task >= static_cast<int64_t>(manifest->runs.size()))
-    throw_user_error("--task", "", fmt::format("{} is not a row of {} (0 to {})", a.task,
-                                               sweep::manifest_path(p.sweep_dir).string(), manifest->runs.size() - 1));
+    throw_user_error("--task", "", fmt::format("{} is not a row of {} (0 to {})", a.task, path.string(),
+                                               manifest->runs.size() - 1));
   const ManifestRun& row = manifest->runs[static_cast<size_t>(a.task)];
-  const auto job = p.job_of.find(row.id);
-  if (job == p.job_of.end())
-    throw UserError(fmt::format("run {} of the manifest is not in the sweep the experiment plans now: the experiment "
-                                "changed since `attnlab sweep` wrote {}",
-                                row.id, sweep::manifest_path(p.sweep_dir).string()));
+  if (!manifest->experiment_sha256.empty() &&
+      data::sha256_file(manifest->experiment_file) != manifest->experiment_sha256)
+    throw_user_error("", manifest->experiment_file.string(),
+                     fmt::format("changed since `attnlab sweep` wrote {}: run `attnlab sweep {}` again to plan "
+                                 "the sweep with it (run {} was not started)",
+                                 path.string(), manifest->experiment_file.string(), row.id));
+  auto request = make_request(a.config);
+  request.experiment = manifest->experiment_file;
+  request.overrides = row.overrides;
+  const config::Composed composed = config::compose(request);
   fmt::print("sweep {} task {}: {} ({})\n", manifest->experiment, a.task, row.id, fmt::join(row.overrides, " "));
   std::fflush(stdout);
-  const int code = train_one(p.jobs[job->second].composed, row.dir, /*restart=*/false, /*stop_after=*/0);
+  const int code = train_one(composed, row.dir, /*restart=*/false, /*stop_after=*/0);
   if (code != 0 || read_state(row.dir, manifest->eval).evaluated) return code;
   std::vector<std::string> eval = {self_exe().string(), "eval", row.dir.string()};
   if (!manifest->eval.context.empty()) {
@@ -403,6 +422,7 @@ void add_sweep(CLI::App& app, Action& action) {
   cmd->add_flag("--extend", a->extend, "Allow new runs in a sweep that already has a manifest");
   cmd->add_flag("--status", a->status, "Show every run's state (from the run files, and squeue for Slurm)");
   cmd->add_option("--task", a->task, "Run one row of the manifest (what each worker and array task does)");
+  cmd->add_option("--manifest", a->manifest, "With --task: the sweep's manifest (sweep.yaml), as workers get it");
   auto& o = a->slurm;
   cmd->add_option("--partition", o.partition, "Slurm: partition")->group("Slurm launcher");
   cmd->add_option("--time", o.time, "Slurm: time limit per task (e.g. 04:00:00)")->group("Slurm launcher");

@@ -22,6 +22,7 @@ void write_manifest(const fs::path& path, const Manifest& m) {
   out << YAML::BeginMap;
   out << YAML::Key << "experiment" << YAML::Value << m.experiment;
   out << YAML::Key << "experiment_file" << YAML::Value << m.experiment_file.string();
+  out << YAML::Key << "experiment_sha256" << YAML::Value << m.experiment_sha256;
   out << YAML::Key << "overrides" << YAML::Value << YAML::Flow << m.overrides;
   out << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "context" << YAML::Value << YAML::Flow << m.eval.context;
@@ -50,6 +51,7 @@ std::optional<Manifest> read_manifest(const fs::path& path) {
     Manifest m;
     m.experiment = y["experiment"].as<std::string>();
     m.experiment_file = y["experiment_file"].as<std::string>();
+    if (y["experiment_sha256"]) m.experiment_sha256 = y["experiment_sha256"].as<std::string>();
     m.overrides = y["overrides"].as<std::vector<std::string>>();
     m.eval.context = y["eval"]["context"].as<std::vector<int64_t>>();
     m.eval.recall = y["eval"]["recall"].as<bool>();

@@ -34,6 +34,7 @@ struct EvalPlan {
 struct Manifest {
   std::string experiment;               // NAME of experiments/NAME.yaml
   std::filesystem::path experiment_file;
+  std::string experiment_sha256;        // of the experiment file when the manifest was written; workers check it
   std::vector<std::string> overrides;   // the command line's overrides
   EvalPlan eval;
   std::vector<ManifestRun> runs;

@@ -23,6 +23,7 @@
 
 using attnlab::results::RunLog;
 using attnlab::testing::run_cli;
+using attnlab::testing::status_of;
 using attnlab::test::read_bytes;
 using attnlab::test::TempDir;
 using attnlab::test::write_bytes;
@@ -341,4 +342,35 @@ TEST_CASE("a recall-task sweep is evaluated once, and collect lists its recall a
     CHECK(std::stod(runs[i][at16]) == Approx(accuracy[0]));
     CHECK(std::stod(runs[i][at32]) == Approx(accuracy[1]));
   }
+}
+
+TEST_CASE("a worker composes only its row, and refuses to start when the experiment changed since the manifest",
+          "[sweep][integration]") {
+  TempDir tmp;
+  const fs::path exp = tmp.path / "exp.yaml";
+  write_bytes(exp, experiment(tmp.path));
+  const fs::path sweep_dir = tmp.path / "results" / "exp";
+  REQUIRE(run_cli("sweep " + exp.string() + " --dry-run").exit_code == 0);  // plans, writes nothing
+  CHECK_FALSE(fs::exists(sweep_dir / "sweep.yaml"));
+  const auto manifest = run_sweep("sweep " + exp.string() + " --jobs 2", sweep_dir);
+  CHECK(manifest->experiment_sha256.size() == 64);
+
+  // A worker's command line, as the launcher writes it: row 1 again is a no-op (complete).
+  const std::string worker =
+      "sweep " + exp.string() + " --manifest " + (sweep_dir / "sweep.yaml").string() + " --task 1";
+  const auto again = run_cli(worker);
+  INFO(again.output);
+  CHECK(again.exit_code == 0);
+
+  // An edit after the manifest was written (a requeued Slurm task would meet it): refused, nothing run.
+  write_bytes(exp, read_bytes(exp) + "# an edit\n");
+  fs::remove_all(manifest->runs[1].dir);
+  const auto refused = run_cli(worker);
+  INFO(refused.output);
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.output, Catch::Contains(exp.string()) && Catch::Contains("changed since"));
+  CHECK_FALSE(fs::exists(manifest->runs[1].dir));
+  // Planning again accepts the edit (its runs are the same) and the worker runs.
+  REQUIRE(run_cli("sweep " + exp.string() + " --jobs 2").exit_code == 0);
+  CHECK(status_of(manifest->runs[1].dir / "run.h5") == "complete");
 }
