@@ -169,6 +169,11 @@ void RunDirectory::checkpoint_and_commit(RunLog& log, torch::nn::Module& model, 
   for (size_t i = 0; i + n_keep < names.size(); ++i) log.remove_attr(kListGroup, names[i]);
   set_status(log, status, state.step);
   log.commit();
+  prune(log);
+}
+
+void RunDirectory::prune(const RunLog& log) const {
+  if (!lists_checkpoints(log)) return;  // schema 1: nothing says which files are the run's
   const auto still = listed(log);
   for (const auto& file : list_checkpoints(dir_)) {
     if (still.contains(file.filename().string())) continue;

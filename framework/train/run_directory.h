@@ -57,6 +57,12 @@ class RunDirectory {
   void checkpoint_and_commit(results::RunLog& log, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                              const CheckpointState& state, int64_t keep, const std::string& status);
 
+  // Removes the checkpoint files the committed `log` no longer lists: the
+  // last step of checkpoint_and_commit, and, for a complete run that is
+  // skipped rather than resumed, the prune a kill interrupted after the final
+  // commit. The record is not touched.
+  void prune(const results::RunLog& log) const;
+
  private:
   std::filesystem::path dir_;
   RunLock lock_;

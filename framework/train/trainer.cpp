@@ -224,6 +224,7 @@ TrainOutcome train_run(const TrainRequest& request) {
     RunLog existing = RunLog::load(run_file);
     const auto* status = existing.attr("/", "status");
     if (status && std::get<std::string>(*status) == "complete") {
+      run_dir.prune(existing);  // a kill between the final commit and its prune left an old checkpoint
       outcome.status = "skipped";
       const auto ppl = existing.column("eval", "val_ppl");
       const auto loss = existing.column("eval", "val_loss");

@@ -107,3 +107,26 @@ TEST_CASE("a garbled only checkpoint means training again from step 0, with an e
   CHECK(has_event(log, "resume", 0, "training again from step 0"));
   CHECK(differences(reference, log).empty());
 }
+
+TEST_CASE("a complete run re-run after a kill between its final commit and the prune removes the old checkpoint",
+          "[reliability][integration]") {
+  TempDir tmp;
+  const std::string args = args_for(tmp, 2);
+  REQUIRE(run_cli(args).exit_code == 0);
+  const fs::path dir = tmp.path / "runs" / "r";
+  const fs::path checkpoints = dir / "checkpoints";
+  REQUIRE(fs::exists(checkpoints / "step-0000012.pt"));
+  REQUIRE(fs::exists(checkpoints / "step-0000016.pt"));
+  // What the kill leaves: run.h5 committed as complete, listing steps 12 and
+  // 16, while step 8 (dropped from the list by that commit) is still on disk.
+  fs::copy_file(checkpoints / "step-0000012.pt", checkpoints / "step-0000008.pt");
+  const std::string record = read_bytes(dir / "run.h5");
+
+  const auto again = run_cli(args);
+  INFO(again.output);
+  REQUIRE(again.exit_code == 0);
+  CHECK_FALSE(fs::exists(checkpoints / "step-0000008.pt"));
+  CHECK(fs::exists(checkpoints / "step-0000012.pt"));
+  CHECK(fs::exists(checkpoints / "step-0000016.pt"));
+  CHECK(read_bytes(dir / "run.h5") == record);  // the complete record is not touched
+}
