@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "model/attention/attention.h"
+#include "model/attention/registry.h"
 #include "model/transformer.h"
 #include "results/run_log.h"
 #include "runtime/autocast.h"
@@ -162,22 +163,16 @@ DecodeFigures bench_decode(const RunConfig& cfg, int64_t context, int64_t batch,
 
 std::vector<KvFigures> bench_kv(const RunConfig& cfg, int64_t batch, int64_t length) {
   const torch::Device device = select_device(cfg.train.device);
-  std::vector<std::string> kinds = {cfg.model.attention.kind};
-  for (const char* k : {"mha", "gqa", "mqa", "mla"})
-    if (k != cfg.model.attention.kind) kinds.push_back(k);
+  // The config's own variant first, then every other as `attnlab kv` shows
+  // it at this shape (its last row: gqa at its usual K, mla absorbed).
+  std::vector<model::VariantConfig> variants{{cfg.model.attention.kind, cfg.model}};
+  for (const auto& entry : model::attention_registry())
+    if (entry.kind != cfg.model.attention.kind) variants.push_back(entry.kv_rows(cfg.model).back());
   std::vector<KvFigures> out;
-  for (const auto& kind : kinds) {
-    ModelConfig m = cfg.model;
+  for (const auto& [label, config] : variants) {
+    ModelConfig m = config;
     m.vocab_size = kVocab;
-    if (kind != m.attention.kind) {
-      m.attention = AttentionConfig{};
-      m.attention.kind = kind;
-      m.attention.cache_dtype = cfg.model.attention.cache_dtype;
-      // Each variant at its usual share: GQA with half the heads' KV heads, MQA one.
-      m.attention.n_kv_heads = kind == "mha" ? m.n_heads : kind == "gqa" ? std::max<int64_t>(1, m.n_heads / 2)
-                               : kind == "mqa" ? 1 : 0;
-      if (kind == "mla" && m.position.kind != "rope") m.attention.rope_mode = "none";
-    }
+    const auto& entry = model::attention_entry(m.attention.kind);
     model::TransformerLM model(m);
     model->to(device);
     model->eval();
@@ -185,16 +180,12 @@ std::vector<KvFigures> bench_kv(const RunConfig& cfg, int64_t batch, int64_t len
     auto cache = model->make_cache(batch, length);
     model->forward(torch::randint(1, kVocab, {batch, length}, torch::dtype(torch::kInt64)).to(device), cache);
     KvFigures f;
-    f.variant = kind;
+    f.variant = m.attention.kind;
+    f.label = label;
     const int64_t dtype_bytes = static_cast<int64_t>(c10::elementSize(parse_dtype(m.attention.cache_dtype,
                                                                                    "attention.cache_dtype")));
-    if (kind == "mla") {
-      const LatentDims d = m.latent_dims();
-      f.formula_bytes = (d.kv_rank + d.rope_dim) * m.n_layers * dtype_bytes;
-    } else {
-      f.n_kv_heads = kind == "mha" ? m.n_heads : kind == "mqa" ? 1 : m.attention.n_kv_heads;
-      f.formula_bytes = 2 * f.n_kv_heads * m.resolved_head_dim() * m.n_layers * dtype_bytes;
-    }
+    if (entry.declares("n_kv_heads")) f.n_kv_heads = m.attention.integer("n_kv_heads");
+    f.formula_bytes = entry.cache_elements(m) * m.n_layers * dtype_bytes;
     f.layout_bytes = model->kv_bytes_per_token();
     // The cache's tensors, allocated for exactly `length` tokens and filled by the prefill.
     f.measured_bytes = static_cast<double>(cache.bytes()) / static_cast<double>(batch * cache.length());

@@ -51,10 +51,11 @@ struct DecodeFigures {
 };
 
 struct KvFigures {
-  std::string variant;            // mha, gqa, mqa, mla
-  int64_t n_kv_heads = 0;         // grouped variants
+  std::string variant;            // attention.kind
+  std::string label;              // as `attnlab kv` names the row: "gqa (K=2)", "mla absorbed"
+  int64_t n_kv_heads = 0;         // attention.n_kv_heads where the variant has it
   // Per token, summed over layers, in the cache dtype:
-  int64_t formula_bytes = 0;      // the papers' closed form: 2 K E (grouped), d_c + d_r (MLA), times L and the dtype size
+  int64_t formula_bytes = 0;      // the variant's paper formula (AttentionVariant::cache_elements) times L and the dtype size
   int64_t layout_bytes = 0;       // model.kv_bytes_per_token(): what the attention declares it caches
   double measured_bytes = 0.0;    // bytes of a real cache's tensors after a prefill of batch x length tokens, per token
 };

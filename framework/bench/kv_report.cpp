@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "model/attention/latent.h"
 #include "model/attention/registry.h"
 #include "model/kv_cache.h"
@@ -25,18 +27,6 @@ KvRow row(const std::string& name, const CacheLayout& layout, const ModelConfig&
   return r;
 }
 
-ModelConfig with_kind(ModelConfig c, const std::string& kind) {
-  const auto saved = c.attention;
-  c.attention = AttentionConfig{};
-  c.attention.kind = kind;
-  c.attention.cache_dtype = saved.cache_dtype;
-  if (kind == "mla") {
-    c.attention = saved;
-    c.attention.kind = "mla";
-  }
-  return c;
-}
-
 }  // namespace
 
 KvTable kv_table(const ModelConfig& config) {
@@ -46,32 +36,17 @@ KvTable kv_table(const ModelConfig& config) {
   t.cache_dtype = config.attention.cache_dtype;
   t.title = fmt::format("KV cache per token: {} layers, d_model {}, {} heads of {}, cache {}", config.n_layers,
                         config.d_model, config.n_heads, config.resolved_head_dim(), config.attention.cache_dtype);
-  for (const auto& entry : model::attention_registry()) {
-    auto c = with_kind(config, entry.kind);
-    if (entry.kind == "gqa") {
-      int64_t k = config.attention.kind == "gqa" && config.attention.n_kv_heads > 0 ? config.attention.n_kv_heads
-                  : (config.n_heads % 8 == 0 && config.n_heads > 8)                  ? 8
-                                                                                      : std::max<int64_t>(1, config.n_heads / 2);
-      c.attention.n_kv_heads = k;
-      t.rows.push_back(row(fmt::format("gqa (K={})", k), entry.layout(c), c, dtype));
-    } else if (entry.kind == "mla") {
-      if (c.attention.rope_mode == "coupled") c.attention.rope_mode = "decoupled";  // absorbed needs it
-      for (std::string decode : {"naive", "absorbed"}) {
-        c.attention.decode = decode;
-        t.rows.push_back(row("mla " + decode, entry.layout(c), c, dtype));
-      }
-    } else {
-      t.rows.push_back(row(entry.kind, entry.layout(c), c, dtype));
-    }
-  }
+  // Each variant says which rows it shows at this shape (gqa its K, mla both decode paths, ...).
+  for (const auto& entry : model::attention_registry())
+    for (const auto& [label, c] : entry.kv_rows(config)) t.rows.push_back(row(label, entry.layout(c), c, dtype));
   const double mha = static_cast<double>(t.rows.front().elements_per_layer);
   for (auto& r : t.rows) r.ratio_to_mha = mha / static_cast<double>(r.elements_per_layer);
   return t;
 }
 
 std::vector<DecodeCost> mla_decode_costs(const ModelConfig& config, int64_t context_len) {
-  auto c = with_kind(config, "mla");
-  c.attention.rope_mode = "decoupled";
+  auto c = model::with_kind(config, "mla");
+  c.attention.set("rope_mode", "decoupled");
   const auto o = model::LatentOptions::from(c);
   const double h = static_cast<double>(o.n_heads), n = static_cast<double>(o.nope_dim),
                r = static_cast<double>(o.rope_dim), v = static_cast<double>(o.v_dim),
@@ -109,11 +84,7 @@ ModelConfig deepseek_v2_config() {
   c.vocab_size = 102400;
   c.max_seq_len = 131072;
   c.attention.kind = "mla";
-  c.attention.q_rank = 1536;
-  c.attention.kv_rank = 512;
-  c.attention.nope_dim = 128;
-  c.attention.rope_dim = 64;
-  c.attention.v_dim = 128;
+  c.attention.set("q_rank", 1536).set("kv_rank", 512).set("nope_dim", 128).set("rope_dim", 64).set("v_dim", 128);
   c.attention.cache_dtype = "bf16";
   return c;
 }
@@ -126,11 +97,16 @@ std::string short_count(int64_t n) {
 
 std::string format_kv_table(const KvTable& t) {
   std::string out = t.title + "\n";
-  out += fmt::format("{:<14} {:<28} {:>12} {:>14} {:>14} {:>10}\n", "variant", "parts per token per layer",
-                     "elem/layer", "elem/token", "bytes/token", "MHA/this");
+  size_t name_w = 14, parts_w = 28;  // widened to the longest row
+  for (const auto& r : t.rows) {
+    name_w = std::max(name_w, r.variant.size());
+    parts_w = std::max(parts_w, r.parts.size());
+  }
+  out += fmt::format("{:<{}} {:<{}} {:>12} {:>14} {:>14} {:>10}\n", "variant", name_w, "parts per token per layer",
+                     parts_w, "elem/layer", "elem/token", "bytes/token", "MHA/this");
   for (const auto& r : t.rows)
-    out += fmt::format("{:<14} {:<28} {:>12} {:>14} {:>14} {:>9.1f}x\n", r.variant, r.parts, r.elements_per_layer,
-                       fmt::format("{} ({})", r.elements_per_token, short_count(r.elements_per_token)),
+    out += fmt::format("{:<{}} {:<{}} {:>12} {:>14} {:>14} {:>9.1f}x\n", r.variant, name_w, r.parts, parts_w,
+                       r.elements_per_layer, fmt::format("{} ({})", r.elements_per_token, short_count(r.elements_per_token)),
                        r.bytes_per_token, r.ratio_to_mha);
   return out;
 }
@@ -146,7 +122,52 @@ std::string format_decode_costs(const std::vector<DecodeCost>& costs, int64_t co
 }
 
 std::string kv_report(const ModelConfig& config, int64_t context_len) {
-  return format_kv_table(kv_table(config)) + "\n" + format_decode_costs(mla_decode_costs(config, context_len), context_len);
+  return format_kv_table(kv_table(config)) + "\n" + format_decode_costs(mla_decode_costs(config, context_len), context_len) +
+         "\n" + format_paper_checks(paper_checks());
+}
+
+PaperChecks paper_checks() {
+  const auto bf16 = torch::kBFloat16;
+  auto shape = [](const std::string& kind, int64_t n_heads, int64_t head_dim) {
+    ModelConfig c;
+    c.n_layers = 1;
+    c.n_heads = n_heads;
+    c.head_dim = head_dim;
+    c.d_model = n_heads * head_dim;
+    c.attention.kind = kind;
+    return c;
+  };
+  auto layout = [](const ModelConfig& c) { return attention_entry(c.attention.kind).layout(c); };
+  PaperChecks k;
+  auto gqa4 = shape("gqa", 16, 128), gta4 = shape("gta", 16, 128);
+  gqa4.attention.set("n_kv_heads", 4);
+  gta4.attention.set("n_kv_heads", 4);
+  k.mha_bytes = layout(shape("mha", 16, 128)).bytes_per_token(bf16);
+  k.gqa4_bytes = layout(gqa4).bytes_per_token(bf16);
+  k.gta4_bytes = layout(gta4).bytes_per_token(bf16);
+  auto gla2 = shape("gla", 128, 128), mla = shape("mla", 128, 128);
+  gla2.attention.set("n_latent_heads", 2).set("rope_dim", 64);  // kv_rank 0: 2E per latent head
+  mla.attention.set("kv_rank", 4 * 128).set("rope_dim", 64);
+  k.gla2_elements = layout(gla2).elements_per_token();
+  k.mla_4e_elements = layout(mla).elements_per_token();
+  auto tpa = shape("tpa", 16, 64);
+  tpa.attention.set("k_rank", 2).set("v_rank", 2);
+  k.tpa_elements = layout(tpa).elements_per_token();
+  k.tpa_mha_elements = layout(shape("mha", 16, 64)).elements_per_token();
+  return k;
+}
+
+std::string format_paper_checks(const PaperChecks& k) {
+  std::string out = "Paper checks, per token per layer, computed from the cache layouts:\n";
+  out += fmt::format("  GTA/GLA Table 5 (16 heads of 128, bf16 bytes): MHA {} (paper 8192), GQA-4 {} (paper 2048), "
+                     "GTA-4 {} (paper 1152)\n",
+                     k.mha_bytes, k.gqa4_bytes, k.gta4_bytes);
+  out += fmt::format("  GLA-2 with latent heads of 2E = MLA with d_c = 4E (E 128, d_r 64, elements): {} and {} "
+                     "(paper: 4E + d_r = 576)\n",
+                     k.gla2_elements, k.mla_4e_elements);
+  out += fmt::format("  TPA (R_K + R_V)(H + E) at R 2+2, 16 heads of 64 (elements): {} (formula 320; MHA {})\n",
+                     k.tpa_elements, k.tpa_mha_elements);
+  return out;
 }
 
 DeepseekV2Check deepseek_v2_check() {

@@ -71,6 +71,22 @@ DeepseekV2Check deepseek_v2_check();
 // paper's figures, and decode costs.
 std::string deepseek_v2_report(int64_t context_len = 4096);
 
+// The other papers' cache figures, computed from the variants' cache layouts
+// (bytes or elements per token per layer).
+struct PaperChecks {
+  // Zadouri, Strauss, Dao 2025, Table 5, at their 1.47B shape (d_model 2048,
+  // 16 heads of 128), bf16: MHA 8192, GQA-4 2048, GTA-4 1152 bytes.
+  int64_t mha_bytes, gqa4_bytes, gta4_bytes;
+  // The same paper: GLA-2 (two latent heads of 2E) caches what MLA with
+  // d_c = 4E does, 4E + d_r elements; at DeepSeek-V2's shape, 576.
+  int64_t gla2_elements, mla_4e_elements;
+  // Zhang et al. 2025 §3.3: TPA caches (R_K + R_V)(H + E) elements; at T6's
+  // ranks (2, 2) with 16 heads of 64 that is 320, against MHA's 2 H E = 2048.
+  int64_t tpa_elements, tpa_mha_elements;
+};
+PaperChecks paper_checks();
+std::string format_paper_checks(const PaperChecks& checks);
+
 // "34.6K", "860.2K", "576": elements the way the paper prints them.
 std::string short_count(int64_t n);
 

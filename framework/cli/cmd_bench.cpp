@@ -13,13 +13,15 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "model/attention/registry.h"
 #include "runtime/device.h"
 
 namespace attnlab::cli {
 namespace {
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kVariants{"mha", "gqa", "mqa", "mla"};
+// Codes in the HDF5 rows: registry order, so a new variant appends a code.
+const std::vector<std::string> kVariants = model::attention_kinds();
 const std::vector<std::string> kDecodes{"full", "naive", "absorbed"};
 
 struct BenchArgs {
@@ -58,7 +60,9 @@ std::map<std::string, double> shape_row(const RunConfig& c) {
   return {{"n_layers", static_cast<double>(c.model.n_layers)},
           {"d_model", static_cast<double>(c.model.d_model)},
           {"n_heads", static_cast<double>(c.model.n_heads)},
-          {"n_kv_heads", static_cast<double>(c.model.attention.n_kv_heads)},
+          {"n_kv_heads", model::attention_entry(c.model.attention.kind).declares("n_kv_heads")
+                             ? static_cast<double>(c.model.attention.integer("n_kv_heads"))
+                             : 0.0},
           {"attention", code_of(kVariants, c.model.attention.kind)},
           {"dtype_bits", c.train.dtype == "fp32" ? 32.0 : 16.0},
           {"threads", static_cast<double>(c.train.threads)}};
@@ -118,11 +122,11 @@ int run(const BenchArgs& a) {
     rows.push_back(row);
   } else {
     const auto figures = bench::bench_kv(cfg, a.batch, a.length);
-    fmt::print("{:>8} {:>8} {:>14} {:>14} {:>14}  {}\n", "variant", "kv heads", "formula B/tok", "layout B/tok",
+    fmt::print("{:<14} {:>8} {:>14} {:>14} {:>14}  {}\n", "variant", "kv heads", "formula B/tok", "layout B/tok",
                "measured B/tok", "equal");
     for (const auto& f : figures) {
       const bool equal = static_cast<double>(f.formula_bytes) == f.measured_bytes && f.formula_bytes == f.layout_bytes;
-      fmt::print("{:>8} {:>8} {:>14} {:>14} {:>14.1f}  {}\n", f.variant, f.n_kv_heads, f.formula_bytes,
+      fmt::print("{:<14} {:>8} {:>14} {:>14} {:>14.1f}  {}\n", f.label, f.n_kv_heads, f.formula_bytes,
                  f.layout_bytes, f.measured_bytes, equal ? "yes" : "NO");
       auto row = shape_row(cfg);
       row["attention"] = code_of(kVariants, f.variant);

@@ -16,6 +16,7 @@
 #include "eval/evaluate.h"
 #include "eval/recall.h"
 #include "model/attention/attention.h"
+#include "model/attention/registry.h"
 #include "results/run_log.h"
 
 namespace attnlab::cli {
@@ -157,9 +158,9 @@ int run(const EvalArgs& args) {
   auto loaded = load_run(run_dir, args.device, /*with_data=*/true, args.overrides);
   const auto& cfg = loaded.config;
   if (!args.decode.empty()) {
-    if (cfg.model.attention.kind != "mla")
-      throw_user_error("--decode", "", fmt::format("the naive/absorbed decode paths are MLA's; this run's attention "
-                                                   "is {}",
+    if (model::attention_entry(cfg.model.attention.kind).decode_modes().empty())
+      throw_user_error("--decode", "", fmt::format("this run's attention ({}) has one decode path; naive/absorbed "
+                                                   "are for variants that cache a compressed form (mla, ...)",
                                                    cfg.model.attention.kind));
     loaded.model->set_decode(model::parse_decode(args.decode));
   }

@@ -3,6 +3,7 @@
 #include "config/rules.h"
 
 #include "data/synthetic_tokens.h"
+#include "config/attention_options.h"
 
 #include <fmt/format.h>
 
@@ -13,35 +14,7 @@ namespace attnlab::config {
 
 namespace {
 
-class Checker {
- public:
-  Checker(const Node& tree, const std::set<std::string>& invalid, std::vector<Diagnostic>& problems)
-      : tree_(tree), invalid_(invalid), problems_(problems) {}
-
-  // True when none of `keys` was already reported invalid.
-  bool ok(std::initializer_list<const char*> keys) const {
-    for (const char* k : keys)
-      if (invalid_.count(k)) return false;
-    return true;
-  }
-  // `related`: the other keys of the rule, whose origins the message lists.
-  void fail(const std::string& key, const std::string& message, std::initializer_list<const char*> related = {}) {
-    std::string text = message;
-    for (const char* r : related) text += fmt::format(" [{} from {}]", r, origin(r));
-    problems_.push_back({key, origin(key), text});
-  }
-  std::string origin(const std::string& key) const {
-    const Node* n = tree_.at_path(key);
-    return n ? n->origin : "built-in default";
-  }
-
- private:
-  const Node& tree_;
-  const std::set<std::string>& invalid_;
-  std::vector<Diagnostic>& problems_;
-};
-
-void check_model(const RunConfig& c, Checker& k) {
+void check_model(const RunConfig& c, RuleChecker& k) {
   const auto& m = c.model;
   if (m.head_dim == 0 && k.ok({"model.d_model", "model.n_heads", "model.head_dim"}) && m.d_model % m.n_heads != 0)
     k.fail("model.d_model", fmt::format("{} is not divisible by model.n_heads ({}) and model.head_dim is 0 "
@@ -52,92 +25,25 @@ void check_model(const RunConfig& c, Checker& k) {
            {"model.max_seq_len"});
 }
 
-// Whether fraction x width rotary dims is a whole, even number of at least 2
-// (RoPE rotates pairs); the rule behind every position.fraction check.
-bool rotates_pairs(double rot) {
-  return std::abs(rot - std::round(rot)) <= 1e-9 && static_cast<int64_t>(std::round(rot)) % 2 == 0 && rot >= 2;
+// The attention variant's own rules (model/attention/registry.h).
+void check_attention(const RunConfig& c, RuleChecker& k) {
+  if (!k.ok({"attention.kind", "model.n_heads"})) return;
+  attention_keys(c.model.attention.kind).check(c, k);
 }
 
-void check_attention(const RunConfig& c, Checker& k) {
-  const auto& a = c.model.attention;
-  const auto& m = c.model;
-  if (!k.ok({"attention.kind", "attention.n_kv_heads", "model.n_heads"})) return;
-  if (a.kind == "mha" && a.n_kv_heads != 0 && a.n_kv_heads != m.n_heads)
-    k.fail("attention.n_kv_heads", fmt::format("mha has one key/value head per query head ({}), got {}; "
-                                               "use attention=gqa for fewer", m.n_heads, a.n_kv_heads));
-  if (a.kind == "mqa" && a.n_kv_heads > 1)
-    k.fail("attention.n_kv_heads", fmt::format("mqa has exactly 1 key/value head, got {}; use attention=gqa", a.n_kv_heads));
-  if (a.kind == "gqa") {
-    if (a.n_kv_heads == 0)
-      k.fail("attention.n_kv_heads", "gqa needs a number of key/value heads (a divisor of model.n_heads)");
-    else if (a.n_kv_heads > m.n_heads || m.n_heads % a.n_kv_heads != 0)
-      k.fail("attention.n_kv_heads", fmt::format("model.n_heads ({}) must be a multiple of attention.n_kv_heads ({})",
-                                                 m.n_heads, a.n_kv_heads),
-             {"model.n_heads"});
-  }
-  if (a.kind != "mla") return;
-  if (a.rope_mode == "coupled" && a.decode == "absorbed" && k.ok({"attention.rope_mode", "attention.decode"}))
-    k.fail("attention.decode", "absorbed decode is impossible with attention.rope_mode=coupled: RoPE sits between "
-                               "the query and W_UK, so W_UK cannot be folded into the query; use "
-                               "attention.decode=naive or attention.rope_mode=decoupled",
-           {"attention.rope_mode"});
-  if (!k.ok({"attention.rope_mode", "attention.rope_dim", "attention.nope_dim", "position.kind", "model.head_dim"}))
-    return;
-  const LatentDims dims = m.latent_dims();
-  const int64_t head = m.resolved_head_dim();
-  if (a.rope_mode == "decoupled") {
-    if (a.rope_dim == 0 && (dims.rope_dim % 2 != 0 || dims.rope_dim < 2))
-      k.fail("attention.rope_dim", fmt::format("0 derives a decoupled rotary key of head dim / 2 = {} dims from the "
-                                               "head dim ({}); RoPE needs an even number >= 2: set "
-                                               "attention.rope_dim, or a head dim that is a multiple of 4",
-                                               dims.rope_dim, head),
-             {"model.head_dim", "model.d_model", "model.n_heads"});
-    else if (dims.rope_dim % 2 != 0)
-      k.fail("attention.rope_dim", fmt::format("{} is odd; RoPE rotates pairs of dims", dims.rope_dim));
-    else if (dims.rope_dim < 2)
-      k.fail("attention.rope_dim", fmt::format("the head dim ({}) leaves a decoupled rotary key of {} dims; set "
-                                               "attention.rope_dim to an even number >= 2, or rope_mode=none",
-                                               head, dims.rope_dim),
-             {"model.head_dim"});
-    else if (dims.rope_dim > head)
-      k.fail("attention.rope_dim", fmt::format("{} exceeds the head dim ({})", dims.rope_dim, head),
-             {"model.d_model", "model.n_heads", "model.head_dim"});
-  }
-  if (a.rope_mode == "coupled" && dims.nope_dim % 2 != 0)
-    k.fail("attention.nope_dim", fmt::format("coupled RoPE rotates the nope dims, which must be even, got {}",
-                                             dims.nope_dim));
-  const auto& p = c.model.position;
-  if (a.rope_mode != "none" && p.kind != "rope")
-    k.fail("attention.rope_mode", fmt::format("{} applies RoPE but position.kind is {}; use position=rope or "
-                                              "attention.rope_mode=none", a.rope_mode, p.kind),
-           {"position.kind"});
-  if (a.rope_mode == "none" && p.kind == "rope")
-    k.fail("attention.rope_mode", "none rotates nothing, so position=rope would be silently unused; use "
-                                  "position=none (NoPE, or alibi/learned) or attention.rope_mode=decoupled",
-           {"position.kind"});
-  // Partial RoPE on MLA acts on the rotated dims: the decoupled key (or the
-  // nope dims when coupled). It must leave at least one pair rotating.
-  if (p.kind == "rope" && a.rope_mode != "none" && k.ok({"position.fraction"})) {
-    const int64_t width = a.rope_mode == "decoupled" ? dims.rope_dim : dims.nope_dim;
-    const double rot = static_cast<double>(width) * p.fraction;
-    if (width >= 2 && !rotates_pairs(rot))
-      k.fail("position.fraction",
-             fmt::format("{} of MLA's rotated width ({}, attention.{}) gives {} rotary dims; RoPE needs an even "
-                         "number of at least 2",
-                         p.fraction, width, a.rope_mode == "decoupled" ? "rope_dim" : "nope_dim", rot),
-             {a.rope_mode == "decoupled" ? "attention.rope_dim" : "attention.nope_dim"});
-  }
-}
-
-void check_position(const RunConfig& c, Checker& k) {
+void check_position(const RunConfig& c, RuleChecker& k) {
   const auto& p = c.model.position;
   if (!k.ok({"position.kind", "position.fraction", "model.head_dim", "model.d_model", "model.n_heads"})) return;
-  if (p.kind == "rope" && c.model.attention.kind != "mla") {
-    int64_t head = c.model.resolved_head_dim();
-    double rot = static_cast<double>(head) * p.fraction;
-    if (!rotates_pairs(rot))
-      k.fail("position.fraction", fmt::format("{} of the head dim ({}) gives {} rotary dims; RoPE needs an even "
-                                              "number of at least 2", p.fraction, head, rot));
+  // What RoPE rotates is the variant's to say (the head dim, a decoupled key, ...).
+  if (p.kind == "rope" && k.ok({"attention.kind"})) {
+    const auto rotary = attention_keys(c.model.attention.kind).rotary(c.model);
+    const double rot = static_cast<double>(rotary.width) * p.fraction;
+    if (rotary.width > 0 && !rotates_pairs(rot)) {
+      std::string message = fmt::format("{} of {} gives {} rotary dims; RoPE needs an even number of at least 2",
+                                        p.fraction, rotary.what, rot);
+      for (const auto& key : rotary.keys) message += fmt::format(" [{} from {}]", key, k.origin(key));
+      k.fail("position.fraction", message);
+    }
   }
   if (p.scaling.kind != "none" && p.kind != "rope" && k.ok({"position.scaling.kind"}))
     k.fail("position.scaling.kind", fmt::format("{} scaling extends RoPE, but position.kind is {}", p.scaling.kind, p.kind),
@@ -154,7 +60,7 @@ void check_position(const RunConfig& c, Checker& k) {
 }
 
 // The shapes a synthetic task needs (data/synthetic.h), checked before a run starts.
-void check_synthetic(const RunConfig& c, Checker& k) {
+void check_synthetic(const RunConfig& c, RuleChecker& k) {
   const auto& d = c.data;
   const int64_t len = c.train.seq_len;
   if (!k.ok({"data.task", "data.vocab_size", "data.num_pairs", "data.num_queries", "data.passkey_digits",
@@ -191,7 +97,7 @@ void check_synthetic(const RunConfig& c, Checker& k) {
   }
 }
 
-void check_data(const RunConfig& c, Checker& k) {
+void check_data(const RunConfig& c, RuleChecker& k) {
   const auto& d = c.data;
   if (k.ok({"data.dir"}) && d.dir.empty())
     k.fail("data.dir", "must not be empty (it would prepare corpora into the current directory); e.g. data.dir=data");
@@ -208,7 +114,7 @@ void check_data(const RunConfig& c, Checker& k) {
   if (d.kind == "synthetic") check_synthetic(c, k);
 }
 
-void check_run(const RunConfig& c, Checker& k) {
+void check_run(const RunConfig& c, RuleChecker& k) {
   if (k.ok({"run.name"}) && c.run.name.size() > 200)
     k.fail("run.name", fmt::format("is {} characters long; a run directory name has at most 200", c.run.name.size()));
   else if (k.ok({"run.name"}) && !valid_run_name(c.run.name))
@@ -226,6 +132,27 @@ void check_run(const RunConfig& c, Checker& k) {
 
 }  // namespace
 
+bool RuleChecker::ok(std::initializer_list<std::string> keys) const {
+  for (const auto& k : keys)
+    if (invalid_.count(k)) return false;
+  return true;
+}
+
+void RuleChecker::fail(const std::string& key, const std::string& message, std::initializer_list<std::string> related) {
+  std::string text = message;
+  for (const auto& r : related) text += fmt::format(" [{} from {}]", r, origin(r));
+  problems_.push_back({key, origin(key), text});
+}
+
+std::string RuleChecker::origin(const std::string& key) const {
+  const Node* n = tree_.at_path(key);
+  return n ? n->origin : "built-in default";
+}
+
+bool rotates_pairs(double rot) {
+  return std::abs(rot - std::round(rot)) <= 1e-9 && static_cast<int64_t>(std::round(rot)) % 2 == 0 && rot >= 2;
+}
+
 bool valid_run_name(const std::string& name) {
   if (name.empty() || name == "." || name == ".." || name.size() > 200) return false;
   for (char ch : name) {
@@ -237,7 +164,7 @@ bool valid_run_name(const std::string& name) {
 
 void check_rules(const RunConfig& cfg, const Node& tree, const std::set<std::string>& invalid,
                  std::vector<Diagnostic>& problems) {
-  Checker k(tree, invalid, problems);
+  RuleChecker k(tree, invalid, problems);
   check_model(cfg, k);
   check_attention(cfg, k);
   check_position(cfg, k);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace attnlab {
@@ -31,27 +32,24 @@ struct PositionConfig {
   RopeScalingConfig scaling;
 };
 
+// The attention block. `kind` names a registry entry (model/attention/
+// registry.h); every other attention.<key> belongs to the variants that
+// declare it there (its type, range, default and rules), and is stored here by
+// name, so adding a variant never touches this struct.
 struct AttentionConfig {
-  std::string kind = "mha";         // mha | mqa | gqa | mla (registry key)
-  int64_t n_kv_heads = 0;           // grouped: 0 means "as the kind implies" (mha: n_heads, mqa: 1)
-  // Latent (MLA) only; 0 means derived from the head dim (ModelConfig::latent_dims):
-  int64_t q_rank = 0;               // query compression rank; 0 = plain query projection
-  int64_t kv_rank = 0;              // d_c, the cached latent width
-  int64_t nope_dim = 0;             // d_n, per-head query/key dims without RoPE
-  int64_t rope_dim = 0;             // d_r, decoupled rotary dims (shared key)
-  int64_t v_dim = 0;                // d_v, per-head value dims
-  std::string decode = "absorbed";  // naive | absorbed
-  std::string rope_mode = "decoupled";  // decoupled | none | coupled
+  std::string kind = "mha";             // registry key
   std::string cache_dtype = "fp32";     // fp32 | bf16 | fp16
   std::string backend = "auto";         // inner attention: auto | math | sdpa
-};
+  std::map<std::string, int64_t> ints;        // the variants' integer options, by key
+  std::map<std::string, std::string> words;   // the variants' enum options, by key
 
-// MLA's widths after defaults (see ModelConfig::latent_dims).
-struct LatentDims {
-  int64_t kv_rank = 0;   // d_c
-  int64_t nope_dim = 0;  // d_n
-  int64_t rope_dim = 0;  // d_r; 0 unless rope_mode is decoupled
-  int64_t v_dim = 0;     // d_v
+  // The value of a variant option: what was set, else the default its
+  // declaring variant gives (0 for integers means "derived by the variant").
+  // A key no variant declares is an Error. Defined in config/attention_options.cpp.
+  int64_t integer(const std::string& key) const;
+  const std::string& word(const std::string& key) const;
+  AttentionConfig& set(const std::string& key, int64_t value);
+  AttentionConfig& set(const std::string& key, std::string value);
 };
 
 struct ModelConfig {
@@ -70,22 +68,6 @@ struct ModelConfig {
   PositionConfig position;
 
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
-
-  // The one source of MLA's default widths, for head dim E (model.head_dim,
-  // else d_model / n_heads): kv_rank 2E, nope_dim E, rope_dim E/2, v_dim E.
-  // DeepSeek-V2 uses d_c = 4E at E = 128; at toy widths 4E would equal
-  // d_model, so attnlab's default compresses by 2E. With rope_mode none or
-  // coupled there is no decoupled rotary key and rope_dim is 0.
-  LatentDims latent_dims() const {
-    const int64_t e = resolved_head_dim();
-    const auto& a = attention;
-    LatentDims d;
-    d.kv_rank = a.kv_rank > 0 ? a.kv_rank : 2 * e;
-    d.nope_dim = a.nope_dim > 0 ? a.nope_dim : e;
-    d.rope_dim = a.rope_mode != "decoupled" ? 0 : a.rope_dim > 0 ? a.rope_dim : e / 2;
-    d.v_dim = a.v_dim > 0 ? a.v_dim : e;
-    return d;
-  }
 };
 
 struct DataConfig {

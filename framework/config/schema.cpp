@@ -6,10 +6,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
 #include "config/scalars.h"
+#include "config/attention_options.h"
 
 namespace attnlab::config {
 
@@ -34,7 +36,45 @@ KeySpec E(const char* key, std::vector<std::string> options, void* (*f)(RunConfi
   return {key, KeyType::Enum, 0, 0, false, std::move(options), doc, f, nullptr};
 }
 
+// The variants' own attention.<key>s, as the registry declares them. Each is
+// stored by name in AttentionConfig; the accessor fills in the declared
+// default the first time a key is read, so every schema key has a value.
+std::vector<KeySpec> make_fixed_schema();
+
+std::vector<KeySpec> attention_option_keys() {
+  std::vector<KeySpec> out;
+  for (const auto& o : attention_options()) {
+    const std::string key = o.key;
+    if (o.is_enum) {
+      const std::string fallback = o.default_word;
+      out.push_back({"attention." + key, KeyType::Enum, 0, 0, false, o.options, o.doc,
+                     [key, fallback](RunConfig& c) -> void* {
+                       return &c.model.attention.words.try_emplace(key, fallback).first->second;
+                     },
+                     nullptr});
+    } else {
+      const int64_t fallback = o.default_int;
+      out.push_back({"attention." + key, KeyType::Int, static_cast<double>(o.min), static_cast<double>(o.max), false,
+                     {}, o.doc,
+                     [key, fallback](RunConfig& c) -> void* {
+                       return &c.model.attention.ints.try_emplace(key, fallback).first->second;
+                     },
+                     nullptr});
+    }
+  }
+  return out;
+}
+
 std::vector<KeySpec> make_schema() {
+  std::vector<KeySpec> table = make_fixed_schema();
+  // The variants' options follow attention.kind, so `--help` and --cfg group them.
+  auto after = std::find_if(table.begin(), table.end(), [](const KeySpec& s) { return s.key == "attention.kind"; });
+  auto extra = attention_option_keys();
+  table.insert(after + 1, extra.begin(), extra.end());
+  return table;
+}
+
+std::vector<KeySpec> make_fixed_schema() {
   return {
       I("seed", 0, 4294967295.0, FIELD(seed), "random seed for initialisation (and batch order when data_seed is -1)"),
       I("data_seed", -1, 4294967295.0, FIELD(data_seed), "random seed for batch order; -1: seed (config.yaml sets ${seed})"),
@@ -50,15 +90,7 @@ std::vector<KeySpec> make_schema() {
       B("model.tie_embeddings", FIELD(model.tie_embeddings), "share the token embedding with the LM head"),
       I("model.max_seq_len", 1, 1 << 20, FIELD(model.max_seq_len), "longest context the model supports"),
       B("model.match_params", FIELD(model.match_params), "size the MLP so every attention matches MHA's parameter count"),
-      E("attention.kind", {"mha", "mqa", "gqa", "mla"}, FIELD(model.attention.kind), "attention block"),
-      I("attention.n_kv_heads", 0, 1024, FIELD(model.attention.n_kv_heads), "key/value heads; 0: as the kind implies"),
-      I("attention.q_rank", 0, 65536, FIELD(model.attention.q_rank), "MLA query compression rank; 0: none"),
-      I("attention.kv_rank", 0, 65536, FIELD(model.attention.kv_rank), "MLA cached latent width d_c; 0: 2 x head dim"),
-      I("attention.nope_dim", 0, 4096, FIELD(model.attention.nope_dim), "MLA per-head query/key dims without RoPE; 0: head dim"),
-      I("attention.rope_dim", 0, 4096, FIELD(model.attention.rope_dim), "MLA decoupled rotary dims (shared key); 0: head dim / 2"),
-      I("attention.v_dim", 0, 4096, FIELD(model.attention.v_dim), "MLA per-head value dims; 0: head dim"),
-      E("attention.decode", {"naive", "absorbed"}, FIELD(model.attention.decode), "MLA decode path"),
-      E("attention.rope_mode", {"decoupled", "none", "coupled"}, FIELD(model.attention.rope_mode), "MLA RoPE placement"),
+      E("attention.kind", attention_kinds(), FIELD(model.attention.kind), "attention design (the variants: config/attention_list.h)"),
       E("attention.cache_dtype", {"fp32", "bf16", "fp16"}, FIELD(model.attention.cache_dtype), "KV-cache storage dtype"),
       E("attention.backend", {"auto", "math", "sdpa"}, FIELD(model.attention.backend), "inner attention kernel"),
       E("position.kind", {"none", "learned", "alibi", "rope"}, FIELD(model.position.kind), "position encoding"),

@@ -3,6 +3,7 @@
 // a RunConfig goes through it, so every key is checked the same way.
 #pragma once
 
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,8 +23,8 @@ struct KeySpec {
   bool min_open = false;             // ... or open at the bottom: (min, max]
   std::vector<std::string> options;  // Enum
   std::string doc;
-  void* (*field)(RunConfig&) = nullptr;   // the RunConfig member
-  void* (*field2)(RunConfig&) = nullptr;  // FloatPair: the second member
+  std::function<void*(RunConfig&)> field;   // the RunConfig member
+  std::function<void*(RunConfig&)> field2;  // FloatPair: the second member
 
   // "an integer in [1, 1024]", "one of mha, mqa, gqa, mla", ...
   std::string expectation() const;

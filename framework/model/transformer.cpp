@@ -24,12 +24,12 @@ int64_t count(const torch::nn::Module& m) {
 int64_t resolved_d_ff(const ModelConfig& config) {
   int64_t d_ff = config.d_ff > 0 ? config.d_ff : default_d_ff(config.mlp, config.d_model);
   if (!config.match_params || config.attention.kind == "mha") return d_ff;
-  // Give the MLP what the variant saves (or take what it spends) in attention.
-  // Counting is on built layers of the small model shapes this framework trains.
+  // Give the MLP what the variant saves (or take what it spends) in attention,
+  // by each variant's closed-form count (a test holds it to the built layer's).
   ModelConfig mha = config;
   mha.attention = AttentionConfig{};
   mha.attention.kind = "mha";
-  const int64_t delta = count(*make_attention(mha)) - count(*make_attention(config));
+  const int64_t delta = attention_entry("mha").params(mha) - attention_entry(config.attention.kind).params(config);
   const int64_t per_unit = mlp_params(config.mlp, config.d_model, 1);
   const double units = static_cast<double>(delta) / static_cast<double>(per_unit);
   d_ff += static_cast<int64_t>(std::llround(units));

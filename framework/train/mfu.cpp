@@ -3,6 +3,8 @@
 
 #include <array>
 
+#include "model/attention/registry.h"
+
 namespace attnlab::train {
 
 double model_flops_per_token(const model::TransformerLMImpl& model, int64_t seq_len) {
@@ -13,12 +15,8 @@ double model_flops_per_token(const model::TransformerLMImpl& model, int64_t seq_
     const bool lookup = name.starts_with("position.") || (!c.tie_embeddings && name.starts_with("wte."));
     if (!lookup) n += p.value().numel();
   }
-  int64_t d_qk = c.resolved_head_dim(), d_v = c.resolved_head_dim();
-  if (c.attention.kind == "mla") {
-    const auto dims = c.latent_dims();
-    d_qk = dims.nope_dim + dims.rope_dim;
-    d_v = dims.v_dim;
-  }
+  const auto dims = model::attention_entry(c.attention.kind).head_dims(c);
+  const int64_t d_qk = dims.qk, d_v = dims.v;
   const double attention = 6.0 * static_cast<double>(c.n_layers) * static_cast<double>(seq_len) *
                            static_cast<double>(c.n_heads) * static_cast<double>(d_qk + d_v);
   return 6.0 * static_cast<double>(n) + attention;

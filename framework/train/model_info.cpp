@@ -2,6 +2,7 @@
 #include "train/model_info.h"
 
 #include "model/attention/inner.h"
+#include "model/attention/registry.h"
 #include "model/kv_cache.h"
 #include "runtime/device.h"
 
@@ -12,7 +13,8 @@ void write_model_attrs(results::RunLog& log, model::TransformerLMImpl& model, co
   log.set_attr("/model", "n_params", model.n_params());
   log.set_attr("/model", "n_params_attention", model.n_params_attention());
   log.set_attr("/model", "attention", m.attention.kind);
-  log.set_attr("/model", "decode", m.attention.decode);
+  const auto& variant = model::attention_entry(m.attention.kind);
+  log.set_attr("/model", "decode", variant.declares("decode") ? m.attention.word("decode") : std::string("naive"));
   log.set_attr("/model", "position", m.position.kind);
   log.set_attr("/model", "n_layers", m.n_layers);
   log.set_attr("/model", "d_model", m.d_model);
@@ -33,13 +35,8 @@ void write_model_attrs(results::RunLog& log, model::TransformerLMImpl& model, co
 std::string attention_kernel(const RunConfig& config, const torch::Device& device, torch::ScalarType dtype) {
   const auto& m = config.model;
   if (m.attention.backend == "math") return "math";
-  int64_t qk_dim = m.resolved_head_dim(), v_dim = qk_dim;
-  if (m.attention.kind == "mla") {
-    const LatentDims d = m.latent_dims();
-    qk_dim = d.nope_dim + d.rope_dim;
-    v_dim = d.v_dim;
-  }
-  return "sdpa/" + model::sdpa_kernel(config.train.batch_size, m.n_heads, config.train.seq_len, qk_dim, v_dim,
+  const auto dims = model::attention_entry(m.attention.kind).head_dims(m);
+  return "sdpa/" + model::sdpa_kernel(config.train.batch_size, m.n_heads, config.train.seq_len, dims.qk, dims.v,
                                       m.position.kind == "alibi", dtype, device);
 }
 

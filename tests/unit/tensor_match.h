@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/run_config.h"
+#include "model/attention/registry.h"
 
 namespace attnlab::test {
 
@@ -41,6 +42,8 @@ class AllCloseMatcher : public Catch::MatcherBase<torch::Tensor> {
 inline AllCloseMatcher AllClose(torch::Tensor expected, double rel) { return {std::move(expected), rel}; }
 
 // A tiny model shape every variant can take: D=32, H=4, E=8.
+// A two-layer model of width 32 with the first configuration the variant's
+// registry entry gives its property tests (gqa K=2, mla's small widths, ...).
 inline ModelConfig tiny_config(const std::string& attention = "mha") {
   ModelConfig c;
   c.n_layers = 2;
@@ -48,16 +51,7 @@ inline ModelConfig tiny_config(const std::string& attention = "mha") {
   c.n_heads = 4;
   c.vocab_size = 50;
   c.max_seq_len = 64;
-  c.attention.kind = attention;
-  if (attention == "gqa") c.attention.n_kv_heads = 2;
-  if (attention == "mla") {
-    c.attention.q_rank = 16;
-    c.attention.kv_rank = 12;
-    c.attention.nope_dim = 8;
-    c.attention.rope_dim = 4;
-    c.attention.v_dim = 6;
-  }
-  return c;
+  return model::attention_entry(attention).test_configs(c).front().config;
 }
 
 }  // namespace attnlab::test

@@ -64,7 +64,7 @@ TEST_CASE("grouped attention (MHA, GQA, MQA) equals a plain-torch reference on i
   const int64_t start = GENERATE(0, 5);
   INFO(kind << " K=" << k << " position " << position << " backend " << static_cast<int>(backend) << " start " << start);
   auto config = tiny_config(kind);
-  if (kind == "gqa") config.attention.n_kv_heads = k;
+  if (kind == "gqa") config.attention.set("n_kv_heads", k);
   config.position.kind = position;
   torch::manual_seed(21);
   auto attn = std::dynamic_pointer_cast<GroupedAttention>(make_attention(config));
@@ -102,10 +102,10 @@ TEST_CASE("GQA equals MHA whose k/v weights repeat for each head of a group", "[
 
 TEST_CASE("grouped options refuse impossible head counts, naming the key", "[attention]") {
   auto c = tiny_config("gqa");
-  c.attention.n_kv_heads = 3;
+  c.attention.set("n_kv_heads", 3);
   CHECK_THROWS_WITH(GroupedOptions::from(c), Catch::Contains("attention.n_kv_heads") && Catch::Contains("multiple"));
   c = tiny_config("mqa");
-  c.attention.n_kv_heads = 2;
+  c.attention.set("n_kv_heads", 2);
   CHECK_THROWS_AS(GroupedOptions::from(c), UserError);
   CHECK_THROWS_WITH(make_attention(tiny_config("mlq")), Catch::Contains("attention.kind") && Catch::Contains("mla"));
 }

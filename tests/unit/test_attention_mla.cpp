@@ -32,8 +32,8 @@ TEST_CASE("MLA naive and absorbed decode agree in fp32 on the same weights", "[a
   auto q_rank = GENERATE(as<int64_t>{}, 0, 16);
   auto rope_mode = GENERATE(as<std::string>{}, "decoupled", "none");
   auto config = tiny_config("mla");
-  config.attention.q_rank = q_rank;
-  config.attention.rope_mode = rope_mode;
+  config.attention.set("q_rank", q_rank);
+  config.attention.set("rope_mode", rope_mode);
   config.position.kind = "rope";
   config.position.scaling.kind = "yarn";
   config.position.scaling.factor = 4.0;
@@ -85,7 +85,7 @@ TEST_CASE("MLA absorbed accumulates in fp32: fp16 scores past 65504 stay finite"
   // scaled so that the unscaled scores reach ~1e5, past fp16's maximum; an
   // fp16-accumulated absorbed path turns them into inf and the output into NaN.
   auto config = tiny_config("mla");
-  config.attention.decode = "absorbed";
+  config.attention.set("decode", "absorbed");
   torch::manual_seed(13);
   auto attn = std::dynamic_pointer_cast<LatentAttention>(make_attention(config));
   {
@@ -118,8 +118,8 @@ TEST_CASE("MLA absorbed accumulates in fp32: fp16 scores past 65504 stay finite"
 
 TEST_CASE("absorbed decode with coupled RoPE is refused, saying why", "[attention][mla]") {
   auto config = tiny_config("mla");
-  config.attention.rope_mode = "coupled";
-  config.attention.decode = "absorbed";
+  config.attention.set("rope_mode", "coupled");
+  config.attention.set("decode", "absorbed");
   try {
     TransformerLM lm(config);
     FAIL("constructing absorbed + coupled should throw");
@@ -127,7 +127,7 @@ TEST_CASE("absorbed decode with coupled RoPE is refused, saying why", "[attentio
     CHECK_THAT(std::string(e.what()), Catch::Contains("attention.decode") && Catch::Contains("W_UK") &&
                                           Catch::Contains("decode=naive"));
   }
-  config.attention.decode = "naive";
+  config.attention.set("decode", "naive");
   TransformerLM lm(config);
   CHECK_THROWS_AS(lm->set_decode(DecodeMode::kAbsorbed), UserError);
   CHECK(lm->blocks()[0]->attn->decode() == DecodeMode::kNaive);  // the refused switch left it alone
@@ -135,7 +135,7 @@ TEST_CASE("absorbed decode with coupled RoPE is refused, saying why", "[attentio
 
 TEST_CASE("MLA matches a hand-written fp64 naive forward with scale 1/sqrt(d_n + d_r)", "[attention][mla]") {
   auto config = tiny_config("mla");
-  config.attention.q_rank = 0;
+  config.attention.set("q_rank", 0);
   config.position.scaling.kind = "yarn";
   config.position.scaling.factor = 8.0;
   config.position.scaling.mscale_all_dim = 0.7;

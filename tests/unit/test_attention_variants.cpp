@@ -26,25 +26,13 @@ struct Variant {
   ModelConfig config;
 };
 
-// Every registry entry, and MLA in each decode path and rope mode it allows.
+// Every registry entry in each configuration its entry asks the property
+// tests to cover (MLA: decode paths x rope modes x query ranks), at the tiny shape.
 std::vector<Variant> all_variants() {
   std::vector<Variant> out;
-  for (const auto& kind : attention_kinds()) {
-    if (kind != "mla") {
-      out.push_back({kind, tiny_config(kind)});
-      continue;
-    }
-    for (std::string decode : {"naive", "absorbed"})
-      for (std::string rope_mode : {"decoupled", "none", "coupled"})
-        for (int64_t q_rank : {0, 16}) {
-          if (rope_mode == "coupled" && decode == "absorbed") continue;  // refused, tested in test_attention_mla
-          auto c = tiny_config("mla");
-          c.attention.decode = decode;
-          c.attention.rope_mode = rope_mode;
-          c.attention.q_rank = q_rank;
-          out.push_back({"mla/" + decode + "/" + rope_mode + "/q" + std::to_string(q_rank), c});
-        }
-  }
+  ModelConfig base = tiny_config("mha");
+  for (const auto& entry : attention_registry())
+    for (const auto& [label, config] : entry.test_configs(base)) out.push_back({label, config});
   return out;
 }
 
@@ -86,7 +74,7 @@ TEST_CASE("cached decode token by token and chunked prefill equal the full forwa
     CHECK(cache.length() == 11);
     CHECK_THAT(torch::cat(steps, 1), AllClose(full, 1e-5));
     // Absorbed MLA really ran the absorbed kernel when decoding.
-    if (config.attention.kind == "mla" && config.attention.decode == "absorbed")
+    if (!attention_entry(config.attention.kind).decode_modes().empty() && config.attention.word("decode") == "absorbed")
       CHECK(lm->last_path() == InnerPath::kAbsorbed);
   }
   SECTION("chunked prefill: chunks of 4, 1, 6 at non-zero starts") {
@@ -109,19 +97,22 @@ TEST_CASE("cache layouts follow DeepSeek-V2 Table 1 and the cache allocates exac
   // The registry's weight-free layout (what `attnlab kv` reports) is the built layer's layout.
   CHECK(layout == lm->blocks()[0]->attn->cache_layout());
 
-  // Per token per layer, the DeepSeek-V2 Table 1 formulas.
+  // Per token per layer, the variant's paper formula, written apart from its layout.
+  const int64_t expected = attention_entry(config.attention.kind).cache_elements(config);
+  CHECK(layout.elements_per_token() == expected);
+  // And for the designs DeepSeek-V2 Table 1 covers, the table's formulas as written here.
   const int64_t h = config.n_heads, e = config.resolved_head_dim();
   const auto& a = config.attention;
-  int64_t expected = 0;
-  if (a.kind == "mha") expected = 2 * h * e;
-  if (a.kind == "gqa") expected = 2 * a.n_kv_heads * e;
-  if (a.kind == "mqa") expected = 2 * e;
+  if (a.kind == "mha") CHECK(layout.elements_per_token() == 2 * h * e);
+  if (a.kind == "gqa") CHECK(layout.elements_per_token() == 2 * a.integer("n_kv_heads") * e);
+  if (a.kind == "mqa") CHECK(layout.elements_per_token() == 2 * e);
   if (a.kind == "mla") {
-    const int64_t r = a.rope_mode == "decoupled" ? a.rope_dim : 0;
+    const int64_t r = a.word("rope_mode") == "decoupled" ? a.integer("rope_dim") : 0;
     // naive caches what it attends with: full per-head keys and values.
-    expected = a.decode == "absorbed" ? a.kv_rank + r : h * (a.nope_dim + r + a.v_dim);
+    CHECK(layout.elements_per_token() == (a.word("decode") == "absorbed"
+                                              ? a.integer("kv_rank") + r
+                                              : h * (a.integer("nope_dim") + r + a.integer("v_dim"))));
   }
-  CHECK(layout.elements_per_token() == expected);
 
   // The memory behind what the model really wrote: run a prefill through the
   // cache, then measure each layer's storage (not numel times element size).

@@ -9,9 +9,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/attention_options.h"
 #include "config/inspect.h"
 #include "config/schema.h"
 #include "config_test_util.h"
+#include "model/attention/latent.h"
 
 using namespace attnlab;
 using namespace attnlab::test;
@@ -53,6 +55,9 @@ attention:
   v_dim: 0
   decode: absorbed
   rope_mode: decoupled
+  n_latent_heads: 0
+  k_rank: 0
+  v_rank: 0
   cache_dtype: fp32
   backend: auto
 position:
@@ -115,7 +120,7 @@ TEST_CASE("the default composition equals the expected YAML", "[config]") {
                                                "optim: adamw", "train: cpu"});
   CHECK(c.overrides_yaml == "[]\n");
   CHECK(c.run.model.d_model == 128);
-  CHECK(c.run.model.attention.n_kv_heads == 4);  // ${model.n_heads}
+  CHECK(c.run.model.attention.integer("n_kv_heads") == 4);  // ${model.n_heads}
   CHECK(c.run.optim.beta2 == 0.95);
 }
 
@@ -133,8 +138,8 @@ TEST_CASE("group selection lands attention and position in model.*", "[config]")
   auto c = compose_with({"attention=mla", "position=alibi", "attention.rope_mode=none", "model=small"});
   const auto& a = c.run.model.attention;
   CHECK(a.kind == "mla");
-  CHECK(a.kv_rank == 0);  // derived from the head dim by ModelConfig::latent_dims
-  const auto dims = c.run.model.latent_dims();
+  CHECK(a.integer("kv_rank") == 0);  // derived from the head dim by LatentOptions::widths
+  const auto dims = model::LatentOptions::widths(c.run.model);
   CHECK(dims.kv_rank == 128);  // 2E, E = 384 / 6
   CHECK(dims.nope_dim == 64);
   CHECK(dims.rope_dim == 0);  // rope_mode none: no decoupled rotary key
@@ -162,7 +167,7 @@ TEST_CASE("an experiment composes at the top level, with its defaults overrides"
   auto e = config::compose(request);
   CHECK(e.run.seed == 9);
   CHECK(e.run.model.attention.kind == "gqa");
-  CHECK(e.run.model.attention.n_kv_heads == 2);
+  CHECK(e.run.model.attention.integer("n_kv_heads") == 2);
   request.overrides = {"attention=mha"};  // the command line wins over the experiment's defaults
   CHECK(config::compose(request).run.model.attention.kind == "mha");
 }
@@ -273,7 +278,7 @@ TEST_CASE("format_config and the groups list", "[config]") {
   CHECK(groups.back().name == "launcher");
   CHECK(groups.back().selected.empty());
   CHECK(groups[1].name == "attention");
-  CHECK(groups[1].options == std::vector<std::string>{"gqa", "mha", "mla", "mqa"});
+  CHECK(groups[1].options == std::vector<std::string>{"gla", "gqa", "gta", "mha", "mla", "mqa", "tpa"});
   CHECK(groups[1].selected == "mha");
   CHECK_THAT(config::format_groups(source_configs()), Catch::Contains("  position   alibi, learned, none, rope*\n"));
 }
@@ -307,7 +312,9 @@ TEST_CASE("the schema covers every RunConfig field with a doc", "[config]") {
   // and optim.betas is one key for beta1 and beta2. A new field without a
   // schema entry, or a new section, fails here.
   static_assert(member_count<RopeScalingConfig>() == 7);
-  CHECK(config::schema().size() + 2 == run_config_leaves());
+  // AttentionConfig's two maps (ints, words) hold the variants' own options:
+  // one schema key each, as the attention registry declares them.
+  CHECK(config::schema().size() + 2 == run_config_leaves() - 2 + config::attention_options().size());
   for (const auto& s : config::schema()) {
     INFO(s.key);
     CHECK_FALSE(s.doc.empty());
@@ -335,7 +342,7 @@ TEST_CASE("the binary prints the resolved config and exits 0", "[config][cli]") 
   auto resolved = run_attnlab("--cfg attention=mha model.n_heads=8", ATTNLAB_SOURCE_DIR);
   CHECK_THAT(resolved.output, Catch::Contains("  kind: mha\n  n_kv_heads: 8\n"));
   auto help = run_attnlab("--help", ATTNLAB_SOURCE_DIR);
-  CHECK_THAT(help.output, Catch::Contains("attention  gqa, mha*, mla, mqa"));
+  CHECK_THAT(help.output, Catch::Contains("attention  gla, gqa, gta, mha*, mla, mqa, tpa"));
 }
 
 TEST_CASE("a group listed twice in one defaults list is refused, naming both entries", "[config]") {

@@ -67,7 +67,7 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
     {{"~model.nope"}, "model.nope", "override #1", "no such key to delete"},
     {{"~seed=5"}, "seed", "override #1", "not deleted: its value is 0"},
     {{"seed.x=1"}, "seed.x", "override #1", "'seed' is not a mapping"},
-    {{"attention=mlaa"}, "attention", "override #1", "no option 'mlaa' in group 'attention' (did you mean 'mla'?); options: gqa, mha, mla, mqa"},
+    {{"attention=mlaa"}, "attention", "override #1", "no option 'mlaa' in group 'attention' (did you mean 'mla'?); options: gla, gqa, gta, mha, mla, mqa, tpa"},
     {{"+attention=mla"}, "attention", "override #1", "already in the defaults list"},
     {{"model=[tiny]"}, "model", "override #1", "expected an option name of group 'model'"},
     {{"+experiment=quickstrat"}, "experiment", "override #1", "no experiment 'quickstrat' in"},

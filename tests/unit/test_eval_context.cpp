@@ -34,7 +34,7 @@ data::TokenStore random_split(const std::filesystem::path& dir, int64_t n, int64
 ModelConfig model_for(const std::string& attention, const std::string& position) {
   auto c = test::tiny_config(attention);
   c.position.kind = position;
-  if (attention == "mla" && position != "rope") c.attention.rope_mode = "none";
+  if (attention == "mla" && position != "rope") c.attention.set("rope_mode", "none");
   c.max_seq_len = 48;
   return c;
 }

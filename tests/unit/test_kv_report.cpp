@@ -3,9 +3,11 @@
 // naive/absorbed formulas.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "bench/kv_report.h"
+#include "model/attention/registry.h"
 #include "tensor_match.h"
 
 using namespace attnlab;
@@ -59,7 +61,7 @@ TEST_CASE("the KV table of a small config lists every variant against MHA", "[kv
   auto config = test::tiny_config("gqa");
   config.attention.cache_dtype = "fp16";
   auto table = kv_table(config);
-  REQUIRE(table.rows.size() == 5);
+  REQUIRE(table.rows.size() == model::attention_kinds().size() + 1);  // mla shows both decode paths
   CHECK(table.rows[0].variant == "mha");
   CHECK(table.rows[0].ratio_to_mha == 1.0);
   const auto& gqa = find(table, "gqa (K=2)");
@@ -76,7 +78,7 @@ TEST_CASE("the MLA row is the same whichever attention the table starts from", "
   for (int64_t head_dim : {0, 12}) {
     auto gqa = test::tiny_config("gqa");
     auto mla = test::tiny_config("mla");
-    mla.attention.kv_rank = mla.attention.nope_dim = mla.attention.rope_dim = mla.attention.v_dim = 0;  // derived
+    mla.attention.set("kv_rank", 0).set("nope_dim", 0).set("rope_dim", 0).set("v_dim", 0);  // derived
     gqa.head_dim = mla.head_dim = head_dim;
     const auto& a = find(kv_table(gqa), "mla absorbed");
     const auto& b = find(kv_table(mla), "mla absorbed");
@@ -105,4 +107,34 @@ TEST_CASE("MLA decode costs: absorbed reads the latent, naive-latent pays re-exp
         Approx(2.0 * 128 * 128 * 512 + 2.0 * 128 * 4096 * 576 + 2.0 * 128 * 4096 * 512 + 2.0 * 128 * 512 * 128));
   CHECK(absorbed.intensity() > naive.intensity());
   CHECK_THAT(format_decode_costs(costs, 4096), Catch::Contains("absorbed") && Catch::Contains("naive-latent"));
+}
+
+TEST_CASE("GTA/GLA Table 5 and TPA's cache formula, computed from the cache layouts", "[kv][report]") {
+  // Zadouri, Strauss, Dao 2025, Table 5 (bytes per token per layer, bf16, the
+  // 1.47B shape): MHA 8192, GQA-4 2048, GTA-4 1152. GLA-2 = MLA's 4E + d_r
+  // (576 at E 128, d_r 64). TPA §3.3: (R_K + R_V)(H + E) = (2 + 2)(16 + 64) = 320.
+  const auto k = paper_checks();
+  CHECK(k.mha_bytes == 8192);
+  CHECK(k.gqa4_bytes == 2048);
+  CHECK(k.gta4_bytes == 1152);
+  CHECK(k.gla2_elements == 576);
+  CHECK(k.mla_4e_elements == 576);
+  CHECK(k.tpa_elements == 320);
+  CHECK(k.tpa_mha_elements == 2048);
+  const auto text = format_paper_checks(k);
+  CHECK_THAT(text, Catch::Contains("GTA-4 1152 (paper 1152)"));
+}
+
+TEST_CASE("the KV table has a row for every registered variant", "[kv][report]") {
+  auto table = kv_table(deepseek_v2_config());
+  std::vector<std::string> labels;
+  for (const auto& r : table.rows) labels.push_back(r.variant);
+  for (const auto& kind : model::attention_kinds()) {
+    INFO(kind);
+    CHECK(std::any_of(labels.begin(), labels.end(), [&](const std::string& l) { return l.rfind(kind, 0) == 0; }));
+  }
+  // At DeepSeek-V2's shape GLA-2 caches MLA's 576 elements (two latents of 2E = 256, plus d_r 64).
+  const auto gla = std::find_if(table.rows.begin(), table.rows.end(), [](const KvRow& r) { return r.variant == "gla-2 absorbed"; });
+  REQUIRE(gla != table.rows.end());
+  CHECK(gla->elements_per_layer == 576);
 }

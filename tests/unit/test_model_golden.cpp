@@ -11,41 +11,16 @@
 #include "model/attention/grouped.h"
 #include "model/attention/latent.h"
 #include "model/position/rope.h"
+#include "fixtures.h"
 #include "tensor_match.h"
 
 using namespace attnlab;
 using namespace attnlab::model;
 using attnlab::test::AllClose;
+using attnlab::test::read_fixtures;
 using torch::indexing::Slice;
 
 namespace {
-
-// Reads the text fixture format, version 1 (see make_fixtures.py).
-std::map<std::string, torch::Tensor> read_fixtures(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::string magic;
-  int version = 0;
-  in >> magic >> version;
-  REQUIRE(magic == "attnlab-fixture");
-  REQUIRE(version == 1);
-  std::map<std::string, torch::Tensor> out;
-  std::string name;
-  while (in >> name) {
-    int64_t ndim = 0, numel = 1;
-    in >> ndim;
-    std::vector<int64_t> shape(static_cast<size_t>(ndim));
-    for (auto& d : shape) {
-      in >> d;
-      numel *= d;
-    }
-    std::vector<double> values(static_cast<size_t>(numel));
-    for (auto& v : values) in >> v;
-    REQUIRE(in.good());
-    out[name] = torch::tensor(values, torch::kFloat64).view(shape);
-  }
-  return out;
-}
 
 const std::map<std::string, torch::Tensor>& fixtures() {
   static const auto f = read_fixtures(std::string(ATTNLAB_SOURCE_DIR) + "/tests/fixtures/model_golden.txt");

@@ -88,19 +88,38 @@ int64_t attention_formula(const ModelConfig& c) {
   const auto& a = c.attention;
   if (a.kind == "mha") return 4 * d * h * e;
   if (a.kind == "mqa") return 2 * d * h * e + 2 * d * e;
-  if (a.kind == "gqa") return 2 * d * h * e + 2 * d * a.n_kv_heads * e;
-  const int64_t r = a.rope_mode == "decoupled" ? a.rope_dim : 0;
-  const int64_t q = a.q_rank > 0 ? d * a.q_rank + a.q_rank + a.q_rank * h * (a.nope_dim + r) : d * h * (a.nope_dim + r);
-  return q + d * (a.kv_rank + r) + a.kv_rank + a.kv_rank * h * (a.nope_dim + a.v_dim) + h * a.v_dim * d;
+  if (a.kind == "gqa") return 2 * d * h * e + 2 * d * a.integer("n_kv_heads") * e;
+  const int64_t r = a.word("rope_mode") == "decoupled" ? a.integer("rope_dim") : 0;
+  const int64_t qr = a.integer("q_rank"), c_ = a.integer("kv_rank"), n = a.integer("nope_dim"), v = a.integer("v_dim");
+  const int64_t q = qr > 0 ? d * qr + qr + qr * h * (n + r) : d * h * (n + r);
+  return q + d * (c_ + r) + c_ + c_ * h * (n + v) + h * v * d;
+}
+
+std::vector<std::string> kinds_but_mha() {
+  std::vector<std::string> out;
+  for (const auto& k : attention_kinds())
+    if (k != "mha") out.push_back(k);
+  return out;
 }
 }  // namespace
+
+TEST_CASE("every variant's closed-form parameter count is its built layer's", "[model]") {
+  std::vector<std::pair<std::string, ModelConfig>> configs;
+  for (const auto& entry : attention_registry())
+    for (const auto& [label, config] : entry.test_configs(tiny_config("mha"))) configs.emplace_back(label, config);
+  auto [label, config] = GENERATE_COPY(from_range(configs));
+  INFO(label);
+  int64_t built = 0;
+  for (const auto& p : make_attention(config)->parameters()) built += p.numel();
+  CHECK(attention_entry(config.attention.kind).params(config) == built);
+}
 
 TEST_CASE("parameter counts equal the closed-form formulas", "[model]") {
   auto config = GENERATE(tiny_config("mha"), tiny_config("gqa"), tiny_config("mqa"), tiny_config("mla"));
   auto mlp = GENERATE(as<std::string>{}, "gelu", "swiglu");
   auto q_rank = GENERATE(as<int64_t>{}, 0, 16);
   config.mlp = mlp;
-  config.attention.q_rank = config.attention.kind == "mla" ? q_rank : 0;
+  config.attention.set("q_rank", config.attention.kind == "mla" ? q_rank : 0);
   TransformerLM lm(config);
   const int64_t d = config.d_model, v = config.vocab_size, l = config.n_layers;
   const int64_t f = mlp == "gelu" ? 4 * d : 88;  // SwiGLU: 8/3·32 = 85.3, rounded up to a multiple of 8
@@ -115,7 +134,7 @@ TEST_CASE("match_params gives every variant MHA's parameter count within 0.5%", 
   auto base = tiny_config("mha");
   base.d_model = 64;
   TransformerLM mha(base);
-  auto kind = GENERATE(as<std::string>{}, "gqa", "mqa", "mla");
+  auto kind = GENERATE(from_range(kinds_but_mha()));
   auto mlp = GENERATE(as<std::string>{}, "gelu", "swiglu");
   auto config = tiny_config(kind);
   config.d_model = 64;
@@ -135,7 +154,7 @@ TEST_CASE("match_params gives every variant MHA's parameter count within 0.5%", 
 }
 
 TEST_CASE("every variant trains: gradients reach all parameters and a step lowers the loss", "[model]") {
-  auto kind = GENERATE(as<std::string>{}, "mha", "gqa", "mqa", "mla");
+  auto kind = GENERATE(from_range(attention_kinds()));
   auto position = GENERATE(as<std::string>{}, "rope", "learned");
   auto config = tiny_config(kind);
   config.position.kind = position;

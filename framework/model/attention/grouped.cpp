@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/attention/inner.h"
+#include "model/attention/registry.h"
 
 namespace attnlab::model {
 
@@ -17,7 +18,8 @@ GroupedOptions GroupedOptions::from(const ModelConfig& config) {
   o.n_heads = config.n_heads;
   o.head_dim = config.resolved_head_dim();
   const auto& a = config.attention;
-  o.n_kv_heads = a.n_kv_heads > 0 ? a.n_kv_heads : (a.kind == "mqa" ? 1 : config.n_heads);
+  const int64_t k = a.integer("n_kv_heads");
+  o.n_kv_heads = k > 0 ? k : (a.kind == "mqa" ? 1 : config.n_heads);
   if (a.kind == "mha" && o.n_kv_heads != config.n_heads)
     throw_user_error("attention.n_kv_heads", "",
                      fmt::format("mha uses one kv head per query head ({}), got {}; use kind=gqa", config.n_heads, o.n_kv_heads));
@@ -67,5 +69,54 @@ torch::Tensor GroupedAttention::forward(const torch::Tensor& x_BTD, AttnContext&
                                 ctx.backend == Backend::kAuto ? o.backend : ctx.backend, &ctx.ran);
   return wo(o_BHTE.transpose(1, 2).reshape({b, t, o.n_heads * o.head_dim}));
 }
+
+// ---- The registry entries of mha, gqa and mqa --------------------------------
+
+namespace {
+
+// The kv heads a grouped kind implies when attention.n_kv_heads is 0.
+int64_t implied_kv_heads(const ModelConfig& c) {
+  const int64_t k = c.attention.integer("n_kv_heads");
+  return k > 0 ? k : c.attention.kind == "mqa" ? 1 : c.n_heads;
+}
+
+AttentionVariant grouped_variant(const std::string& kind) {
+  AttentionVariant v;
+  v.kind = kind;
+  v.make = [](const ModelConfig& c) -> AttentionPtr { return std::make_shared<GroupedAttention>(GroupedOptions::from(c)); };
+  v.layout = [](const ModelConfig& c) { return GroupedAttention::layout(GroupedOptions::from(c)); };
+  v.params = [](const ModelConfig& c) {
+    const int64_t d = c.d_model, h = c.n_heads, kv = implied_kv_heads(c), e = c.resolved_head_dim();
+    return d * h * e + 2 * d * kv * e + h * e * d;  // wq, wk and wv, wo
+  };
+  v.cache_elements = [](const ModelConfig& c) { return 2 * implied_kv_heads(c) * c.resolved_head_dim(); };
+  v.head_dims = [](const ModelConfig& c) { return HeadDims{c.resolved_head_dim(), c.resolved_head_dim()}; };
+  v.kv_rows = [kind](const ModelConfig& shape) {
+    auto c = with_kind(shape, kind);
+    if (kind != "gqa") {
+      c.attention.set("n_kv_heads", kind == "mqa" ? 1 : shape.n_heads);
+      return std::vector<VariantConfig>{{kind, c}};
+    }
+    // The config's own K when it is a gqa config, else a common choice: 8, or H/2 for few heads.
+    const int64_t k = shape.attention.kind == "gqa" && shape.attention.integer("n_kv_heads") > 0
+                          ? shape.attention.integer("n_kv_heads")
+                      : (shape.n_heads % 8 == 0 && shape.n_heads > 8) ? 8
+                                                                       : std::max<int64_t>(1, shape.n_heads / 2);
+    c.attention.set("n_kv_heads", k);
+    return std::vector<VariantConfig>{{fmt::format("gqa (K={})", k), c}};
+  };
+  v.test_configs = [kind](const ModelConfig& base) {
+    auto c = with_kind(base, kind);
+    c.attention.set("n_kv_heads", kind == "gqa" ? std::max<int64_t>(1, base.n_heads / 2) : 0);
+    return std::vector<VariantConfig>{{kind, c}};
+  };
+  return v;
+}
+
+}  // namespace
+
+AttentionVariant mha_variant() { return grouped_variant("mha"); }
+AttentionVariant gqa_variant() { return grouped_variant("gqa"); }
+AttentionVariant mqa_variant() { return grouped_variant("mqa"); }
 
 }  // namespace attnlab::model

@@ -6,8 +6,10 @@
 
 #include <cmath>
 
+#include "config/attention/mla.h"
 #include "core/error.h"
 #include "model/attention/inner.h"
+#include "model/attention/registry.h"
 #include "runtime/autocast.h"
 
 namespace attnlab::model {
@@ -26,25 +28,35 @@ RopeMode parse_rope_mode(const std::string& name) {
 }
 }  // namespace
 
-LatentOptions LatentOptions::from(const ModelConfig& config) {
+LatentOptions LatentOptions::widths(const ModelConfig& config) {
   const auto& a = config.attention;
-  const LatentDims dims = config.latent_dims();
+  const auto w = config::latent_widths(config);
   LatentOptions o;
   o.d_model = config.d_model;
   o.n_heads = config.n_heads;
-  o.q_rank = a.q_rank;
-  o.kv_rank = dims.kv_rank;
-  o.nope_dim = dims.nope_dim;
-  o.rope_mode = parse_rope_mode(a.rope_mode);
-  o.rope_dim = dims.rope_dim;
-  o.v_dim = dims.v_dim;
-  o.decode = parse_decode(a.decode);
+  o.q_rank = w.q_rank;
+  o.kv_rank = w.kv_rank;
+  o.nope_dim = w.nope_dim;
+  o.rope_mode = parse_rope_mode(a.word("rope_mode"));
+  o.rope_dim = w.rope_dim;
+  o.v_dim = w.v_dim;
+  o.decode = parse_decode(a.word("decode"));
   o.backend = parse_backend(a.backend);
+  return o;
+}
+
+LatentOptions LatentOptions::from(const ModelConfig& config) {
+  const LatentOptions o = widths(config);
   if (o.rope_dim % 2 != 0)
     throw_user_error("attention.rope_dim", "", fmt::format("rotary dims come in pairs, got {}", o.rope_dim));
   if (o.rope_mode == RopeMode::kCoupled && o.nope_dim % 2 != 0)
     throw_user_error("attention.nope_dim", "", fmt::format("coupled RoPE rotates the nope dims, which must be even, got {}", o.nope_dim));
   return o;
+}
+
+int64_t LatentOptions::params() const {
+  const int64_t q = q_rank > 0 ? d_model * q_rank + q_rank + q_rank * n_heads * qk_dim() : d_model * n_heads * qk_dim();
+  return q + d_model * (kv_rank + rope_dim) + kv_rank + kv_rank * n_heads * (nope_dim + v_dim) + n_heads * v_dim * d_model;
 }
 
 LatentAttention::LatentAttention(const LatentOptions& options) : options_(options) {
@@ -182,6 +194,59 @@ torch::Tensor LatentAttention::absorbed(const torch::Tensor& q_nope_BHTN, const 
   auto o_BHTF = torch::einsum("bhtc,hfc->bhtf", {o_lat_BHTC, w_uv_HFC});
   ctx.ran = InnerPath::kAbsorbed;
   return o_BHTF.to(q_nope_BHTN.scalar_type());
+}
+
+// ---- The model half of mla's registry entry (configuration half: config/attention/mla.cpp)
+
+namespace {
+
+// MLA's small test widths: two rotary pairs, a query bottleneck, d_v != d_n.
+ModelConfig small_mla(const ModelConfig& base) {
+  auto c = with_kind(base, "mla");
+  c.attention.set("q_rank", 16).set("kv_rank", 12).set("nope_dim", 8).set("rope_dim", 4).set("v_dim", 6);
+  return c;
+}
+
+}  // namespace
+
+AttentionVariant mla_variant() {
+  AttentionVariant v;
+  v.kind = "mla";
+  v.make = [](const ModelConfig& c) -> AttentionPtr { return std::make_shared<LatentAttention>(LatentOptions::from(c)); };
+  v.layout = [](const ModelConfig& c) { return LatentAttention::layout(LatentOptions::from(c)); };
+  v.params = [](const ModelConfig& c) { return LatentOptions::from(c).params(); };
+  v.cache_elements = [](const ModelConfig& c) {
+    // DeepSeek-V2 Table 1: (d_c + d_R) absorbed; 2 n_h d_h when the keys and values are cached expanded.
+    const auto o = LatentOptions::from(c);
+    return o.decode == DecodeMode::kAbsorbed ? o.kv_rank + o.rope_dim : o.n_heads * (o.nope_dim + o.rope_dim + o.v_dim);
+  };
+  v.head_dims = [](const ModelConfig& c) {
+    const auto o = LatentOptions::widths(c);
+    return HeadDims{o.qk_dim(), o.v_dim};
+  };
+  v.kv_rows = [](const ModelConfig& shape) {
+    auto c = with_kind(shape, "mla");
+    if (c.attention.word("rope_mode") == "coupled") c.attention.set("rope_mode", "decoupled");  // absorbed needs it
+    std::vector<VariantConfig> rows;
+    for (std::string decode : {"naive", "absorbed"}) {
+      c.attention.set("decode", decode);
+      rows.push_back({"mla " + decode, c});
+    }
+    return rows;
+  };
+  v.test_configs = [](const ModelConfig& base) {
+    std::vector<VariantConfig> out;
+    for (std::string decode : {"absorbed", "naive"})
+      for (std::string rope_mode : {"decoupled", "none", "coupled"})
+        for (int64_t q_rank : {16, 0}) {
+          if (rope_mode == "coupled" && decode == "absorbed") continue;  // refused (test_attention_mla)
+          auto c = small_mla(base);
+          c.attention.set("decode", decode).set("rope_mode", rope_mode).set("q_rank", q_rank);
+          out.push_back({fmt::format("mla/{}/{}/q{}", decode, rope_mode, q_rank), c});
+        }
+    return out;
+  };
+  return v;
 }
 
 }  // namespace attnlab::model

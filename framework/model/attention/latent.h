@@ -26,12 +26,13 @@ struct LatentOptions {
   DecodeMode decode = DecodeMode::kAbsorbed;
   Backend backend = Backend::kAuto;
 
-  // From the validated config; zero widths are derived by
-  // ModelConfig::latent_dims (the one source of MLA's defaults). With
-  // rope_mode none or coupled there is no decoupled rotary key, so rope_dim
-  // is 0 (coupled rotates the nope dims of q and k instead).
+  // The config's widths after defaults (config::latent_widths, the one
+  // source of MLA's defaults), not validated.
+  static LatentOptions widths(const ModelConfig& config);
+  // widths(), refusing odd rotary widths (a UserError naming the key).
   static LatentOptions from(const ModelConfig& config);
   int64_t qk_dim() const { return nope_dim + rope_dim; }
+  int64_t params() const;  // one layer's parameters
 };
 
 class LatentAttention : public Attention {

@@ -1,46 +1,41 @@
-// The attention variants, one line each. No static self-registration: a
-// static library drops registrars nothing references.
+// The model half of the attention registry, built from the one list in
+// config/attention_list.h. No static self-registration: a static library
+// drops registrars nothing references.
 #include "model/attention/registry.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
+#include "config/attention_list.h"
 #include "core/error.h"
-#include "model/attention/grouped.h"
-#include "model/attention/latent.h"
 
 namespace attnlab::model {
 
-namespace {
-AttentionEntry grouped(const std::string& kind) {
-  return {kind, [](const ModelConfig& c) -> AttentionPtr { return std::make_shared<GroupedAttention>(GroupedOptions::from(c)); },
-          [](const ModelConfig& c) { return GroupedAttention::layout(GroupedOptions::from(c)); }};
-}
-}  // namespace
+#define ATTNLAB_DECLARE(kind) AttentionVariant kind##_variant();
+ATTNLAB_ATTENTION_VARIANTS(ATTNLAB_DECLARE)
+#undef ATTNLAB_DECLARE
 
-const std::vector<AttentionEntry>& attention_registry() {
-  static const std::vector<AttentionEntry> table = {
-      grouped("mha"),
-      grouped("gqa"),
-      grouped("mqa"),
-      {"mla", [](const ModelConfig& c) -> AttentionPtr { return std::make_shared<LatentAttention>(LatentOptions::from(c)); },
-       [](const ModelConfig& c) { return LatentAttention::layout(LatentOptions::from(c)); }},
-  };
+const std::vector<AttentionVariant>& attention_registry() {
+#define ATTNLAB_ENTRY(kind) kind##_variant(),
+  static const std::vector<AttentionVariant> table = {ATTNLAB_ATTENTION_VARIANTS(ATTNLAB_ENTRY)};
+#undef ATTNLAB_ENTRY
   return table;
 }
 
-const AttentionEntry& attention_entry(const std::string& kind) {
+const AttentionVariant& attention_entry(const std::string& kind) {
   for (const auto& e : attention_registry())
     if (e.kind == kind) return e;
-  throw_user_error("attention.kind", "", fmt::format("'{}' is not one of {}", kind, fmt::join(attention_kinds(), ", ")));
+  (void)config::attention_keys(kind);  // throws the UserError naming attention.kind and the kinds
+  throw Error(fmt::format("attention '{}' has keys but no model entry", kind));
 }
 
 AttentionPtr make_attention(const ModelConfig& config) { return attention_entry(config.attention.kind).make(config); }
 
-std::vector<std::string> attention_kinds() {
-  std::vector<std::string> names;
-  for (const auto& e : attention_registry()) names.push_back(e.kind);
-  return names;
+std::vector<std::string> attention_kinds() { return config::attention_kinds(); }
+
+ModelConfig with_kind(const ModelConfig& config, const std::string& kind) {
+  ModelConfig c = config;
+  c.attention.kind = kind;
+  return c;
 }
 
 }  // namespace attnlab::model
