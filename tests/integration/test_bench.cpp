@@ -34,19 +34,24 @@ TEST_CASE("bench kv: formula, layout and a real cache agree on bytes per token f
                                 "attention.kv_rank=40", "attention.rope_dim=8",
                                 std::string("attention.cache_dtype=") + dtype});
     const auto rows = attnlab::bench::bench_kv(cfg, 2, 16);
-    REQUIRE(rows.size() == 4);
+    REQUIRE(rows.size() == 7);  // mla first, then mha, gqa, mqa, gta, gla, tpa
     const int64_t bytes = std::string(dtype) == "fp32" ? 4 : 2;
     for (const auto& r : rows) {
       INFO(r.variant);
       CHECK(r.layout_bytes == r.formula_bytes);
       CHECK(r.measured_bytes == static_cast<double>(r.formula_bytes));
     }
-    // The closed forms, written out: MLA (40 + 8) x 3 layers; MHA 2 x 8 x 24 x 3; GQA 4 heads; MQA 1.
+    // The closed forms, written out: MLA (40 + 8) x 3 layers; MHA 2 x 8 x 24 x 3; GQA 4 heads; MQA 1;
+    // GTA 4 tied heads of 24 + a rotary key of 12; GLA two latents of 2 x 24 + the shape's d_r 8;
+    // TPA (2 + 2)(8 + 24).
     CHECK(rows[0].variant == "mla");
     CHECK(rows[0].formula_bytes == 48 * 3 * bytes);
     CHECK(rows[1].formula_bytes == 2 * 8 * 24 * 3 * bytes);
     CHECK(rows[2].formula_bytes == 2 * 4 * 24 * 3 * bytes);
     CHECK(rows[3].formula_bytes == 2 * 1 * 24 * 3 * bytes);
+    CHECK(rows[4].formula_bytes == (4 * 24 + 12) * 3 * bytes);
+    CHECK(rows[5].formula_bytes == (2 * 48 + 8) * 3 * bytes);
+    CHECK(rows[6].formula_bytes == (2 + 2) * (8 + 24) * 3 * bytes);
   }
 }
 
