@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   cli::add_bench(app, action);
   cli::add_collect(app, action);
   cli::add_data(app, action);
+  cli::add_explain(app, action);
 
   try {
     app.parse(argc, argv);
