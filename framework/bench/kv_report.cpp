@@ -16,6 +16,18 @@ using model::CacheLayout;
 
 namespace {
 
+// A one-kind shape of `n_heads` heads of `head_dim`, d_model their product:
+// the papers' accounting shapes.
+ModelConfig heads_shape(const std::string& kind, int64_t n_layers, int64_t n_heads, int64_t head_dim) {
+  ModelConfig c;
+  c.n_layers = n_layers;
+  c.n_heads = n_heads;
+  c.head_dim = head_dim;
+  c.d_model = n_heads * head_dim;
+  c.attention.kind = kind;
+  return c;
+}
+
 KvRow row(const std::string& name, const CacheLayout& layout, const ModelConfig& c, torch::ScalarType dtype) {
   KvRow r;
   r.variant = name;
@@ -129,13 +141,7 @@ std::string kv_report(const ModelConfig& config, int64_t context_len) {
 PaperChecks paper_checks() {
   const auto bf16 = torch::kBFloat16;
   auto shape = [](const std::string& kind, int64_t n_heads, int64_t head_dim) {
-    ModelConfig c;
-    c.n_layers = 1;
-    c.n_heads = n_heads;
-    c.head_dim = head_dim;
-    c.d_model = n_heads * head_dim;
-    c.attention.kind = kind;
-    return c;
+    return heads_shape(kind, 1, n_heads, head_dim);
   };
   auto layout = [](const ModelConfig& c) { return attention_entry(c.attention.kind).layout(c); };
   PaperChecks k;
@@ -177,13 +183,7 @@ DeepseekV2Check deepseek_v2_check() {
     return attention_entry(c.attention.kind).layout(c).elements_per_token();
   };
   const auto mha = [](int64_t n_layers, int64_t n_heads, int64_t head_dim) {
-    ModelConfig c;
-    c.n_layers = n_layers;
-    c.n_heads = n_heads;
-    c.head_dim = head_dim;
-    c.d_model = n_heads * head_dim;
-    c.attention.kind = "mha";
-    return c;
+    return heads_shape("mha", n_layers, n_heads, head_dim);
   };
   const auto v2 = deepseek_v2_config();
   auto small = v2;  // the 27-layer model keeps the same latent (d_c = 512, d_r = 64)

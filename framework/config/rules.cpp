@@ -39,10 +39,10 @@ void check_position(const RunConfig& c, RuleChecker& k) {
     const auto rotary = attention_keys(c.model.attention.kind).rotary(c.model);
     const double rot = static_cast<double>(rotary.width) * p.fraction;
     if (rotary.width > 0 && !rotates_pairs(rot)) {
-      std::string message = fmt::format("{} of {} gives {} rotary dims; RoPE needs an even number of at least 2",
-                                        p.fraction, rotary.what, rot);
-      for (const auto& key : rotary.keys) message += fmt::format(" [{} from {}]", key, k.origin(key));
-      k.fail("position.fraction", message);
+      k.fail("position.fraction",
+             fmt::format("{} of {} gives {} rotary dims; RoPE needs an even number of at least 2", p.fraction,
+                         rotary.what, rot),
+             rotary.keys);
     }
   }
   if (p.scaling.kind != "none" && p.kind != "rope" && k.ok({"position.scaling.kind"}))
@@ -138,7 +138,7 @@ bool RuleChecker::ok(std::initializer_list<std::string> keys) const {
   return true;
 }
 
-void RuleChecker::fail(const std::string& key, const std::string& message, std::initializer_list<std::string> related) {
+void RuleChecker::fail(const std::string& key, const std::string& message, const std::vector<std::string>& related) {
   std::string text = message;
   for (const auto& r : related) text += fmt::format(" [{} from {}]", r, origin(r));
   problems_.push_back({key, origin(key), text});

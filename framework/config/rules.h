@@ -25,7 +25,7 @@ class RuleChecker {
   bool ok(std::initializer_list<std::string> keys) const;
   // Reports `key` with `message`; `related`: the rule's other keys, whose
   // origins the message lists.
-  void fail(const std::string& key, const std::string& message, std::initializer_list<std::string> related = {});
+  void fail(const std::string& key, const std::string& message, const std::vector<std::string>& related = {});
   // Where a key's value came from ("attention/mla.yaml:3:10", "override #2", ...).
   std::string origin(const std::string& key) const;
 
