@@ -223,7 +223,7 @@ MlaExplanation explain_mla(const RunConfig& cfg) {
   auto coupled_cfg = m;
   coupled_cfg.attention.set("rope_mode", "coupled").set("rope_dim", 0).set("decode", "absorbed");
   try {
-    mla.make(coupled_cfg);
+    mla.make(coupled_cfg, false);
   } catch (const UserError& err) {
     e.coupled_absorbed_refusal = err.what();
   }

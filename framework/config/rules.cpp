@@ -23,6 +23,10 @@ void check_model(const RunConfig& c, RuleChecker& k) {
   if (k.ok({"train.seq_len", "model.max_seq_len"}) && c.train.seq_len > m.max_seq_len)
     k.fail("train.seq_len", fmt::format("{} is longer than model.max_seq_len ({})", c.train.seq_len, m.max_seq_len),
            {"model.max_seq_len"});
+  if (k.ok({"model.kv_share", "model.n_layers"}) && m.kv_share > m.n_layers)
+    k.fail("model.kv_share", fmt::format("{} layers per shared cache exceeds model.n_layers ({}); use at most {}",
+                                         m.kv_share, m.n_layers, m.n_layers),
+           {"model.n_layers"});
 }
 
 // The attention variant's own rules (model/attention/registry.h).

@@ -63,6 +63,7 @@ struct ModelConfig {
   bool tie_embeddings = true;
   int64_t max_seq_len = 256;
   bool match_params = false;        // size the MLP so every attention matches MHA's parameter count
+  int64_t kv_share = 1;             // cross-layer KV sharing (CLA): every N consecutive layers share one cache
   int64_t vocab_size = 256;         // set from the tokenizer, not by the user
   AttentionConfig attention;
   PositionConfig position;

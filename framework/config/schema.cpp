@@ -90,6 +90,8 @@ std::vector<KeySpec> make_fixed_schema() {
       B("model.tie_embeddings", FIELD(model.tie_embeddings), "share the token embedding with the LM head"),
       I("model.max_seq_len", 1, 1 << 20, FIELD(model.max_seq_len), "longest context the model supports"),
       B("model.match_params", FIELD(model.match_params), "size the MLP so every attention matches MHA's parameter count"),
+      I("model.kv_share", 1, 1024, FIELD(model.kv_share),
+        "cross-layer KV sharing (CLA): the first of every N layers computes the cached state, the others read it"),
       E("attention.kind", attention_kinds(), FIELD(model.attention.kind), "attention design (the variants: config/attention_list.h)"),
       E("attention.cache_dtype", {"fp32", "bf16", "fp16"}, FIELD(model.attention.cache_dtype), "KV-cache storage dtype"),
       E("attention.backend", {"auto", "math", "sdpa"}, FIELD(model.attention.backend), "inner attention kernel"),
@@ -315,8 +317,8 @@ Node to_tree(const RunConfig& config, const std::string& origin) {
 
 std::string suggest_key(const std::string& key) {
   auto keys = schema_keys();
-  if (auto n = nearest(key, keys)) return " (did you mean '" + *n + "'?)";
-  // A right name in the wrong section ("model.kv_rank"), or a typo in the last segment.
+  // The right name in the wrong section ("model.kv_rank") first: a near
+  // spelling of the whole key (model.kv_share) is the worse guess then.
   auto dot = key.rfind('.');
   std::string leaf = dot == std::string::npos ? key : key.substr(dot + 1);
   std::vector<std::string> same_leaf, close_leaf;
@@ -327,6 +329,9 @@ std::string suggest_key(const std::string& key) {
     if (kleaf == leaf) same_leaf.push_back(k);
     else if (edit_distance(kleaf, leaf) <= (leaf.size() > 5 ? 2u : 1u)) close_leaf.push_back(k);
   }
+  if (same_leaf.size() == 1) return " (did you mean '" + same_leaf.front() + "'?)";
+  if (auto n = nearest(key, keys)) return " (did you mean '" + *n + "'?)";
+  // Else a typo in the last segment.
   if (same_leaf.empty()) same_leaf = close_leaf;
   if (same_leaf.size() == 1) return " (did you mean '" + same_leaf.front() + "'?)";
   if (!same_leaf.empty()) {

@@ -23,27 +23,29 @@ int64_t count(const torch::nn::Module& m) {
 
 int64_t resolved_d_ff(const ModelConfig& config) {
   int64_t d_ff = config.d_ff > 0 ? config.d_ff : default_d_ff(config.mlp, config.d_model);
-  if (!config.match_params || config.attention.kind == "mha") return d_ff;
-  // Give the MLP what the variant saves (or take what it spends) in attention,
-  // by each variant's closed-form count (a test holds it to the built layer's).
+  if (!config.match_params || (config.attention.kind == "mha" && config.kv_share == 1)) return d_ff;
+  // Give the MLPs what the attention saves against MHA without sharing (or
+  // take what it spends), by each variant's closed-form count over all
+  // layers (a test holds it to the built model's), spread over the layers.
   ModelConfig mha = config;
   mha.attention = AttentionConfig{};
   mha.attention.kind = "mha";
-  const int64_t delta = attention_entry("mha").params(mha) - attention_entry(config.attention.kind).params(config);
-  const int64_t per_unit = mlp_params(config.mlp, config.d_model, 1);
+  mha.kv_share = 1;
+  const int64_t delta = attention_params(mha) - attention_params(config);
+  const int64_t per_unit = mlp_params(config.mlp, config.d_model, 1) * config.n_layers;
   const double units = static_cast<double>(delta) / static_cast<double>(per_unit);
   d_ff += static_cast<int64_t>(std::llround(units));
   if (d_ff < 1)
     throw_user_error("model.match_params", "",
-                     fmt::format("attention '{}' has {} more parameters per layer than MHA, more than the MLP holds; "
+                     fmt::format("attention '{}' has {} more parameters than MHA, more than the MLPs hold; "
                                  "set model.match_params=false or shrink the attention",
                                  config.attention.kind, -delta));
   return d_ff;
 }
 
-BlockImpl::BlockImpl(const ModelConfig& config, int64_t d_ff) {
+BlockImpl::BlockImpl(const ModelConfig& config, int64_t d_ff, bool reads_shared) {
   norm1 = register_module("norm1", Norm(config.norm, config.d_model));
-  attn = register_module("attn", make_attention(config));
+  attn = register_module("attn", make_attention(config, reads_shared));
   norm2 = register_module("norm2", Norm(config.norm, config.d_model));
   mlp = register_module("mlp", Mlp(config.mlp, config.d_model, d_ff));
 }
@@ -58,7 +60,7 @@ TransformerLMImpl::TransformerLMImpl(const ModelConfig& config) : config_(config
   wte = register_module("wte", torch::nn::Embedding(config_.vocab_size, config_.d_model));
   position_ = register_module("position", make_position({config_.position, config_.d_model, config_.max_seq_len}));
   for (int64_t i = 0; i < config_.n_layers; ++i)
-    blocks_.push_back(register_module(fmt::format("block{}", i), Block(config_, d_ff_)));
+    blocks_.push_back(register_module(fmt::format("block{}", i), Block(config_, d_ff_, reads_shared(config_, i))));
   norm_f = register_module("norm_f", Norm(config_.norm, config_.d_model));
   if (!config_.tie_embeddings)
     lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.d_model, config_.vocab_size).bias(false)));
@@ -82,11 +84,16 @@ torch::Tensor TransformerLMImpl::run(const torch::Tensor& tokens_BT, KvCache* ca
   if (cache && cache->n_layers() != config_.n_layers)
     throw Error(fmt::format("cache has {} layers, the model {}", cache->n_layers(), config_.n_layers));
   auto x = position_->embed(wte(tokens_BT), start);
+  // model.kv_share: one state per group of layers, handed from its first layer to the rest.
+  std::vector<SharedKv> groups(config_.kv_share > 1 ? blocks_.size() : 0);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     AttnContext ctx;
     ctx.start = start;
     ctx.position = position_.get();
-    ctx.cache = cache ? &cache->layer(static_cast<int64_t>(i)) : nullptr;
+    // A layer that caches nothing of its own (it reads its group's) gets no cache.
+    LayerCache* layer_cache = cache ? &cache->layer(static_cast<int64_t>(i)) : nullptr;
+    ctx.cache = layer_cache && !layer_cache->layout().parts.empty() ? layer_cache : nullptr;
+    if (!groups.empty()) ctx.shared = &groups[i / static_cast<size_t>(config_.kv_share)];
     ctx.backend = backend_;
     x = blocks_[i]->forward(x, ctx);
     last_path_ = ctx.ran;

@@ -21,7 +21,8 @@ class KvCache;  // model/kv_cache.h
 // One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)).
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(const ModelConfig& config, int64_t d_ff);
+  // reads_shared: the block's attention reads its model.kv_share group's state.
+  BlockImpl(const ModelConfig& config, int64_t d_ff, bool reads_shared = false);
   torch::Tensor forward(const torch::Tensor& x_BTD, AttnContext& ctx);
 
   Norm norm1{nullptr}, norm2{nullptr};

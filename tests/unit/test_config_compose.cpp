@@ -45,6 +45,7 @@ model:
   tie_embeddings: true
   max_seq_len: 128
   match_params: false
+  kv_share: 1
 attention:
   kind: mha
   n_kv_heads: 4

@@ -114,6 +114,8 @@ TEST_CASE("bad overrides fail with key, origin and expectation, and write nothin
     {{"position=alibi", "position.scaling.kind=yarn"}, "position.scaling.kind", "override #2", "yarn scaling extends RoPE"},
     {{"run.name=../escape"}, "run.name", "override #1", "is not a safe directory name"},
     {{"run.name=a/b"}, "run.name", "override #1", "stays inside run.root"},
+    {{"model.kv_share=3"}, "model.kv_share", "override #1", "3 layers per shared cache exceeds model.n_layers (2); use at most 2"},
+    {{"model.kv_share=0"}, "model.kv_share", "override #1", "expected an integer in [1, 1024], got '0'"},
     {{"train.seq_len=4096"}, "train.seq_len", "override #1", "longer than model.max_seq_len (128)"},
     {{"data.tokenizer=sentencepiece"}, "data.vocab_size", "built-in default", "sentencepiece needs a vocabulary size"},
     {{"optim.min_lr=0.1"}, "optim.min_lr", "override #1", "0.1 is above optim.lr (0.001)"},

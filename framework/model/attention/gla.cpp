@@ -39,6 +39,7 @@ struct GlaOptions {
   int64_t v_dim = 0;          // d_v
   DecodeMode decode = DecodeMode::kAbsorbed;
   Backend backend = Backend::kAuto;
+  bool reads_shared = false;  // model.kv_share: no wkv_a, kv_norm; the latents and rotary key are the group's
 
   static GlaOptions from(const ModelConfig& c) {
     const auto& a = c.attention;
@@ -64,6 +65,7 @@ struct GlaOptions {
   int64_t qk_dim() const { return nope_dim + rope_dim; }
   CacheLayout layout() const {
     if (decode == DecodeMode::kNaive) return CacheLayout{{{"k", {n_heads, qk_dim()}}, {"v", {n_heads, v_dim}}}};
+    if (reads_shared) return CacheLayout{};  // the absorbed cache is the shared state
     return CacheLayout{{{"latent", {latent_heads, kv_rank}}, {"krope", {rope_dim}}}};
   }
   int64_t params() const {
@@ -75,7 +77,7 @@ struct GlaOptions {
 
 class GroupedLatentAttention : public Attention {
  public:
-  explicit GroupedLatentAttention(const GlaOptions& options) : o_(options) {
+  explicit GroupedLatentAttention(const GlaOptions& options) : Attention(options.reads_shared), o_(options) {
     auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
     if (o_.q_rank > 0) {
       wq_a = register_module("wq_a", linear(o_.d_model, o_.q_rank));
@@ -84,10 +86,12 @@ class GroupedLatentAttention : public Attention {
     } else {
       wq = register_module("wq", linear(o_.d_model, o_.n_heads * o_.qk_dim()));
     }
-    wkv_a = register_module("wkv_a", linear(o_.d_model, o_.latent_heads * o_.kv_rank + o_.rope_dim));
-    // One RMSNorm gain per latent head, stored concatenated: kv_norm.weight [L·C].
-    kv_norm = register_module("kv_norm", std::make_shared<torch::nn::Module>());
-    kv_norm_gain = kv_norm->register_parameter("weight", torch::ones({o_.latent_heads * o_.kv_rank}));
+    if (!o_.reads_shared) {
+      wkv_a = register_module("wkv_a", linear(o_.d_model, o_.latent_heads * o_.kv_rank + o_.rope_dim));
+      // One RMSNorm gain per latent head, stored concatenated: kv_norm.weight [L·C].
+      kv_norm = register_module("kv_norm", std::make_shared<torch::nn::Module>());
+      kv_norm_gain = kv_norm->register_parameter("weight", torch::ones({o_.latent_heads * o_.kv_rank}));
+    }
     // Rows: latent head g, then its G heads, then [d_n key, d_v value]; each block reads only its latent.
     wkv_b = register_module("wkv_b", linear(o_.kv_rank, o_.n_heads * (o_.nope_dim + o_.v_dim)));
     wo = register_module("wo", linear(o_.n_heads * o_.v_dim, o_.d_model));
@@ -99,23 +103,27 @@ class GroupedLatentAttention : public Attention {
     auto q_BHTE = q.view({b, t, o_.n_heads, o_.qk_dim()}).transpose(1, 2);
     auto q_nope_BHTN = q_BHTE.narrow(-1, 0, o_.nope_dim);
     auto q_pe_BHTR = ctx.position->rotate(q_BHTE.narrow(-1, o_.nope_dim, o_.rope_dim), ctx.start);
-    auto kv_BTX = wkv_a(x_BTD);
-    auto latent_BTLC = normalise(kv_BTX.narrow(-1, 0, o_.latent_heads * o_.kv_rank).view({b, t, o_.latent_heads, o_.kv_rank}));
-    auto kpe_BTR = ctx.position->rotate(kv_BTX.narrow(-1, o_.latent_heads * o_.kv_rank, o_.rope_dim), ctx.start);
+    // The state: the normalised latent heads and the rotated rotary key.
+    const auto fresh = fresh_state(ctx, [&] {
+      auto kv_BTX = wkv_a(x_BTD);
+      return std::vector<torch::Tensor>{
+          normalise(kv_BTX.narrow(-1, 0, o_.latent_heads * o_.kv_rank).view({b, t, o_.latent_heads, o_.kv_rank})),
+          ctx.position->rotate(kv_BTX.narrow(-1, o_.latent_heads * o_.kv_rank, o_.rope_dim), ctx.start)};
+    });
+    const auto &latent_BTLC = fresh[0], &kpe_BTR = fresh[1];
 
     torch::Tensor o_BHTF;
-    const bool first_chunk = ctx.cache == nullptr || ctx.cache->length() == 0;
     if (o_.decode == DecodeMode::kNaive) {
       o_BHTF = naive(q_nope_BHTN, q_pe_BHTR, latent_BTLC, kpe_BTR, ctx);
-    } else if (first_chunk) {
+    } else if (ctx.start == 0) {
       // Prefill (and training) with no past tokens: the naive math, the latents cached.
-      if (ctx.cache) ctx.cache->append({latent_BTLC, kpe_BTR});
+      all_state(ctx, fresh);
       AttnContext local = ctx;
       local.cache = nullptr;
       o_BHTF = naive(q_nope_BHTN, q_pe_BHTR, latent_BTLC, kpe_BTR, local);
       ctx.ran = local.ran;
     } else {
-      auto all = ctx.cache->append({latent_BTLC, kpe_BTR});
+      auto all = all_state(ctx, fresh);
       o_BHTF = absorbed(q_nope_BHTN, q_pe_BHTR, all[0], all[1], ctx);
     }
     return wo(o_BHTF.transpose(1, 2).reshape({b, t, o_.n_heads * o_.v_dim}));
@@ -207,11 +215,22 @@ class GroupedLatentAttention : public Attention {
 AttentionVariant gla_variant() {
   AttentionVariant v;
   v.kind = "gla";
-  v.make = [](const ModelConfig& c) -> AttentionPtr {
-    return std::make_shared<GroupedLatentAttention>(GlaOptions::from(c));
+  v.make = [](const ModelConfig& c, bool reads_shared) -> AttentionPtr {
+    auto o = GlaOptions::from(c);
+    o.reads_shared = reads_shared;
+    return std::make_shared<GroupedLatentAttention>(o);
   };
   v.layout = [](const ModelConfig& c) { return GlaOptions::from(c).layout(); };
+  v.reader_layout = [](const ModelConfig& c) {
+    auto o = GlaOptions::from(c);
+    o.reads_shared = true;
+    return o.layout();
+  };
   v.params = [](const ModelConfig& c) { return GlaOptions::from(c).params(); };
+  v.state_params = [](const ModelConfig& c) {
+    const auto o = GlaOptions::from(c);
+    return o.d_model * (o.latent_heads * o.kv_rank + o.rope_dim) + o.latent_heads * o.kv_rank;  // wkv_a, kv_norm
+  };
   v.cache_elements = [](const ModelConfig& c) {
     // The paper's h_c latent heads of d_c plus the rotary key (absorbed), or full keys and values (naive).
     const auto o = GlaOptions::from(c);

@@ -32,12 +32,14 @@ GroupedOptions GroupedOptions::from(const ModelConfig& config) {
   return o;
 }
 
-GroupedAttention::GroupedAttention(const GroupedOptions& options) : options_(options) {
+GroupedAttention::GroupedAttention(const GroupedOptions& options) : Attention(options.reads_shared), options_(options) {
   const auto& o = options_;
   auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
   wq = register_module("wq", linear(o.d_model, o.n_heads * o.head_dim));
-  wk = register_module("wk", linear(o.d_model, o.n_kv_heads * o.head_dim));
-  wv = register_module("wv", linear(o.d_model, o.n_kv_heads * o.head_dim));
+  if (!o.reads_shared) {
+    wk = register_module("wk", linear(o.d_model, o.n_kv_heads * o.head_dim));
+    wv = register_module("wv", linear(o.d_model, o.n_kv_heads * o.head_dim));
+  }
   wo = register_module("wo", linear(o.n_heads * o.head_dim, o.d_model));
 }
 
@@ -49,18 +51,14 @@ torch::Tensor GroupedAttention::forward(const torch::Tensor& x_BTD, AttnContext&
   const auto& o = options_;
   const int64_t b = x_BTD.size(0), t = x_BTD.size(1);
   auto q_BHTE = wq(x_BTD).view({b, t, o.n_heads, o.head_dim}).transpose(1, 2);
-  auto k_BKTE = wk(x_BTD).view({b, t, o.n_kv_heads, o.head_dim}).transpose(1, 2);
-  auto v_BTKE = wv(x_BTD).view({b, t, o.n_kv_heads, o.head_dim});
   q_BHTE = ctx.position->rotate(q_BHTE, ctx.start);
-  k_BKTE = ctx.position->rotate(k_BKTE, ctx.start);
-
-  torch::Tensor k_BKSE = k_BKTE, v_BKSE = v_BTKE.transpose(1, 2);
-  if (ctx.cache) {
-    // Keys are cached rotated: RoPE of a past token never changes.
-    auto all = ctx.cache->append({k_BKTE.transpose(1, 2), v_BTKE});
-    k_BKSE = all[0].transpose(1, 2);
-    v_BKSE = all[1].transpose(1, 2);
-  }
+  // The state: keys rotated (RoPE of a past token never changes) and values, [B, T, K, E].
+  const auto fresh = fresh_state(ctx, [&] {
+    auto k_BKTE = ctx.position->rotate(wk(x_BTD).view({b, t, o.n_kv_heads, o.head_dim}).transpose(1, 2), ctx.start);
+    return std::vector<torch::Tensor>{k_BKTE.transpose(1, 2), wv(x_BTD).view({b, t, o.n_kv_heads, o.head_dim})};
+  });
+  const auto all = all_state(ctx, fresh);
+  auto k_BKSE = all[0].transpose(1, 2), v_BKSE = all[1].transpose(1, 2);
   const int64_t s = k_BKSE.size(2);
   const double scale = ctx.position->softmax_scale_factor() / std::sqrt(static_cast<double>(o.head_dim));
   auto bias_HTS = ctx.position->score_bias(o.n_heads, s - t, t, s,
@@ -83,12 +81,18 @@ int64_t implied_kv_heads(const ModelConfig& c) {
 AttentionVariant grouped_variant(const std::string& kind) {
   AttentionVariant v;
   v.kind = kind;
-  v.make = [](const ModelConfig& c) -> AttentionPtr { return std::make_shared<GroupedAttention>(GroupedOptions::from(c)); };
+  v.make = [](const ModelConfig& c, bool reads_shared) -> AttentionPtr {
+    auto o = GroupedOptions::from(c);
+    o.reads_shared = reads_shared;
+    return std::make_shared<GroupedAttention>(o);
+  };
   v.layout = [](const ModelConfig& c) { return GroupedAttention::layout(GroupedOptions::from(c)); };
+  v.reader_layout = [](const ModelConfig&) { return CacheLayout{}; };
   v.params = [](const ModelConfig& c) {
     const int64_t d = c.d_model, h = c.n_heads, kv = implied_kv_heads(c), e = c.resolved_head_dim();
     return d * h * e + 2 * d * kv * e + h * e * d;  // wq, wk and wv, wo
   };
+  v.state_params = [](const ModelConfig& c) { return 2 * c.d_model * implied_kv_heads(c) * c.resolved_head_dim(); };
   v.cache_elements = [](const ModelConfig& c) { return 2 * implied_kv_heads(c) * c.resolved_head_dim(); };
   v.head_dims = [](const ModelConfig& c) { return HeadDims{c.resolved_head_dim(), c.resolved_head_dim()}; };
   v.kv_rows = [kind](const ModelConfig& shape) {

@@ -29,6 +29,7 @@ struct TiedOptions {
   int64_t head_dim = 0;    // E
   int64_t rope_dim = 0;    // d_r <= E, even
   Backend backend = Backend::kAuto;
+  bool reads_shared = false;  // model.kv_share: no wkv, wk_rope; the tied state and rotary key are the group's
 
   static TiedOptions from(const ModelConfig& c) {
     TiedOptions o;
@@ -43,7 +44,10 @@ struct TiedOptions {
                               o.n_kv_heads, o.head_dim, o.rope_dim));
     return o;
   }
-  CacheLayout layout() const { return CacheLayout{{{"kv", {n_kv_heads, head_dim}}, {"krope", {rope_dim}}}}; }
+  CacheLayout layout() const {
+    if (reads_shared) return CacheLayout{};  // the cache is the shared state
+    return CacheLayout{{{"kv", {n_kv_heads, head_dim}}, {"krope", {rope_dim}}}};
+  }
   int64_t params() const {
     return d_model * n_heads * head_dim + d_model * n_kv_heads * head_dim + d_model * rope_dim +
            n_heads * head_dim * d_model;  // wq, wkv, wk_rope, wo
@@ -52,11 +56,13 @@ struct TiedOptions {
 
 class TiedAttention : public Attention {
  public:
-  explicit TiedAttention(const TiedOptions& options) : o_(options) {
+  explicit TiedAttention(const TiedOptions& options) : Attention(options.reads_shared), o_(options) {
     auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
     wq = register_module("wq", linear(o_.d_model, o_.n_heads * o_.head_dim));
-    wkv = register_module("wkv", linear(o_.d_model, o_.n_kv_heads * o_.head_dim));
-    wk_rope = register_module("wk_rope", linear(o_.d_model, o_.rope_dim));
+    if (!o_.reads_shared) {
+      wkv = register_module("wkv", linear(o_.d_model, o_.n_kv_heads * o_.head_dim));
+      wk_rope = register_module("wk_rope", linear(o_.d_model, o_.rope_dim));
+    }
     wo = register_module("wo", linear(o_.n_heads * o_.head_dim, o_.d_model));
   }
 
@@ -65,14 +71,13 @@ class TiedAttention : public Attention {
     // Queries: the first E - d_r dims as they are, the last d_r rotated.
     auto q_BHTE = wq(x_BTD).view({b, t, o_.n_heads, e}).transpose(1, 2);
     q_BHTE = torch::cat({q_BHTE.narrow(-1, 0, n), ctx.position->rotate(q_BHTE.narrow(-1, n, r), ctx.start)}, -1);
-    auto kv_BTKE = wkv(x_BTD).view({b, t, o_.n_kv_heads, e});
-    auto krope_BTR = ctx.position->rotate(wk_rope(x_BTD), ctx.start);  // [B, T, d_r]: tokens at dim -2
-    torch::Tensor kv_BSKE = kv_BTKE, krope_BSR = krope_BTR;
-    if (ctx.cache) {
-      auto all = ctx.cache->append({kv_BTKE, krope_BTR});  // the rotary key is cached rotated
-      kv_BSKE = all[0];
-      krope_BSR = all[1];
-    }
+    // The state: the tied kv heads and the rotary key, cached rotated ([B, T, d_r]: tokens at dim -2).
+    const auto fresh = fresh_state(ctx, [&] {
+      return std::vector<torch::Tensor>{wkv(x_BTD).view({b, t, o_.n_kv_heads, e}),
+                                        ctx.position->rotate(wk_rope(x_BTD), ctx.start)};
+    });
+    const auto all = all_state(ctx, fresh);
+    const auto &kv_BSKE = all[0], &krope_BSR = all[1];
     const int64_t s = kv_BSKE.size(1);
     // Keys: each group's tied state with its last d_r dims replaced by the shared rotary key.
     auto k_BSKE = torch::cat({kv_BSKE.narrow(-1, 0, n), krope_BSR.unsqueeze(2).expand({b, s, o_.n_kv_heads, r})}, -1);
@@ -106,9 +111,18 @@ int64_t usual_kv_heads(const ModelConfig& shape) {
 AttentionVariant gta_variant() {
   AttentionVariant v;
   v.kind = "gta";
-  v.make = [](const ModelConfig& c) -> AttentionPtr { return std::make_shared<TiedAttention>(TiedOptions::from(c)); };
+  v.make = [](const ModelConfig& c, bool reads_shared) -> AttentionPtr {
+    auto o = TiedOptions::from(c);
+    o.reads_shared = reads_shared;
+    return std::make_shared<TiedAttention>(o);
+  };
   v.layout = [](const ModelConfig& c) { return TiedOptions::from(c).layout(); };
+  v.reader_layout = [](const ModelConfig&) { return CacheLayout{}; };
   v.params = [](const ModelConfig& c) { return TiedOptions::from(c).params(); };
+  v.state_params = [](const ModelConfig& c) {
+    const auto o = TiedOptions::from(c);
+    return o.d_model * (o.n_kv_heads * o.head_dim + o.rope_dim);  // wkv, wk_rope
+  };
   v.cache_elements = [](const ModelConfig& c) {
     // The paper's K·d_h tied state plus the shared rotary key (d_h/2 by default).
     const int64_t r = c.attention.integer("rope_dim");

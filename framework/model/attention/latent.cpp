@@ -59,7 +59,7 @@ int64_t LatentOptions::params() const {
   return q + d_model * (kv_rank + rope_dim) + kv_rank + kv_rank * n_heads * (nope_dim + v_dim) + n_heads * v_dim * d_model;
 }
 
-LatentAttention::LatentAttention(const LatentOptions& options) : options_(options) {
+LatentAttention::LatentAttention(const LatentOptions& options) : Attention(options.reads_shared), options_(options) {
   const auto& o = options_;
   if (o.rope_mode == RopeMode::kCoupled && o.decode == DecodeMode::kAbsorbed)
     throw_user_error("attention.decode", "", kCoupledAbsorbed);
@@ -71,8 +71,10 @@ LatentAttention::LatentAttention(const LatentOptions& options) : options_(option
   } else {
     wq = register_module("wq", linear(o.d_model, o.n_heads * o.qk_dim()));
   }
-  wkv_a = register_module("wkv_a", linear(o.d_model, o.kv_rank + o.rope_dim));
-  kv_norm = register_module("kv_norm", Norm("rms", o.kv_rank));
+  if (!o.reads_shared) {
+    wkv_a = register_module("wkv_a", linear(o.d_model, o.kv_rank + o.rope_dim));
+    kv_norm = register_module("kv_norm", Norm("rms", o.kv_rank));
+  }
   wkv_b = register_module("wkv_b", linear(o.kv_rank, o.n_heads * (o.nope_dim + o.v_dim)));
   wo = register_module("wo", linear(o.n_heads * o.v_dim, o.d_model));
 }
@@ -86,6 +88,7 @@ void LatentAttention::set_decode(DecodeMode mode) {
 CacheLayout LatentAttention::layout(const LatentOptions& o) {
   if (o.decode == DecodeMode::kNaive)
     return CacheLayout{{{"k", {o.n_heads, o.qk_dim()}}, {"v", {o.n_heads, o.v_dim}}}};
+  if (o.reads_shared) return CacheLayout{};
   CacheLayout l{{{"ckv", {o.kv_rank}}}};
   if (o.rope_dim > 0) l.parts.push_back({"krope", {o.rope_dim}});
   return l;
@@ -104,32 +107,32 @@ torch::Tensor LatentAttention::forward(const torch::Tensor& x_BTD, AttnContext& 
   auto q_BHTE = q.view({b, t, o.n_heads, o.qk_dim()}).transpose(1, 2);
   auto q_nope_BHTN = q_BHTE.narrow(-1, 0, o.nope_dim);
   auto q_pe_BHTR = q_BHTE.narrow(-1, o.nope_dim, o.rope_dim);
-  auto kv_BTX = wkv_a(x_BTD);
-  auto ckv_BTC = kv_norm(kv_BTX.narrow(-1, 0, o.kv_rank));
-  auto kpe_BTR = kv_BTX.narrow(-1, o.kv_rank, o.rope_dim);
-  if (o.rope_dim > 0) {
-    q_pe_BHTR = ctx.position->rotate(q_pe_BHTR, ctx.start);
-    kpe_BTR = ctx.position->rotate(kpe_BTR, ctx.start);  // [B, T, R]: tokens at dim -2
-  }
+  if (o.rope_dim > 0) q_pe_BHTR = ctx.position->rotate(q_pe_BHTR, ctx.start);
+  // The state: the normalised latent and, with a decoupled rotary key, that key rotated ([B, T, R]).
+  const auto fresh = fresh_state(ctx, [&] {
+    auto kv_BTX = wkv_a(x_BTD);
+    std::vector<torch::Tensor> parts{kv_norm(kv_BTX.narrow(-1, 0, o.kv_rank))};
+    if (o.rope_dim > 0) parts.push_back(ctx.position->rotate(kv_BTX.narrow(-1, o.kv_rank, o.rope_dim), ctx.start));
+    return parts;
+  });
+  const auto& ckv_BTC = fresh[0];
+  // Without a rotary key, an empty [B, T, 0] stands in for it.
+  const auto kpe_BTR = o.rope_dim > 0 ? fresh[1] : ckv_BTC.narrow(-1, 0, 0);
 
-  const bool first_chunk = ctx.cache == nullptr || ctx.cache->length() == 0;
-  // The absorbed cache holds krope only when there is a decoupled rotary key.
-  std::vector<torch::Tensor> latent_parts{ckv_BTC};
-  if (o.rope_dim > 0) latent_parts.push_back(kpe_BTR);
   torch::Tensor o_BHTF;
   if (o.decode == DecodeMode::kNaive) {
     o_BHTF = naive(q_nope_BHTN, q_pe_BHTR, ckv_BTC, kpe_BTR, ctx);
-  } else if (first_chunk) {
+  } else if (ctx.start == 0) {
     // Prefill (and training) with no past tokens: the naive formulation is
     // the same math and far cheaper than attending per head over the latent;
     // the latent is what gets cached.
-    if (ctx.cache) ctx.cache->append(latent_parts);
+    all_state(ctx, fresh);
     AttnContext local = ctx;
     local.cache = nullptr;
     o_BHTF = naive(q_nope_BHTN, q_pe_BHTR, ckv_BTC, kpe_BTR, local);
     ctx.ran = local.ran;
   } else {
-    auto all = ctx.cache->append(latent_parts);
+    auto all = all_state(ctx, fresh);
     o_BHTF = absorbed(q_nope_BHTN, q_pe_BHTR, all[0], o.rope_dim > 0 ? all[1] : kpe_BTR, ctx);
   }
   return wo(o_BHTF.transpose(1, 2).reshape({b, t, o.n_heads * o.v_dim}));
@@ -212,9 +215,22 @@ ModelConfig small_mla(const ModelConfig& base) {
 AttentionVariant mla_variant() {
   AttentionVariant v;
   v.kind = "mla";
-  v.make = [](const ModelConfig& c) -> AttentionPtr { return std::make_shared<LatentAttention>(LatentOptions::from(c)); };
+  v.make = [](const ModelConfig& c, bool reads_shared) -> AttentionPtr {
+    auto o = LatentOptions::from(c);
+    o.reads_shared = reads_shared;
+    return std::make_shared<LatentAttention>(o);
+  };
   v.layout = [](const ModelConfig& c) { return LatentAttention::layout(LatentOptions::from(c)); };
+  v.reader_layout = [](const ModelConfig& c) {
+    auto o = LatentOptions::from(c);
+    o.reads_shared = true;
+    return LatentAttention::layout(o);
+  };
   v.params = [](const ModelConfig& c) { return LatentOptions::from(c).params(); };
+  v.state_params = [](const ModelConfig& c) {
+    const auto o = LatentOptions::from(c);
+    return o.d_model * (o.kv_rank + o.rope_dim) + o.kv_rank;  // wkv_a, kv_norm
+  };
   v.cache_elements = [](const ModelConfig& c) {
     // DeepSeek-V2 Table 1: (d_c + d_R) absorbed; 2 n_h d_h when the keys and values are cached expanded.
     const auto o = LatentOptions::from(c);

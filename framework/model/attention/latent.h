@@ -25,6 +25,7 @@ struct LatentOptions {
   RopeMode rope_mode = RopeMode::kDecoupled;
   DecodeMode decode = DecodeMode::kAbsorbed;
   Backend backend = Backend::kAuto;
+  bool reads_shared = false;  // model.kv_share: no wkv_a, kv_norm; the latent and rotary key are the group's
 
   // The config's widths after defaults (config::latent_widths, the one
   // source of MLA's defaults), not validated.
@@ -45,15 +46,16 @@ class LatentAttention : public Attention {
   DecodeMode decode() const override { return options_.decode; }
   torch::Tensor output_weight() override { return wo->weight; }
 
-  // naive: k[H, d_n+d_r] + v[H, d_v]; absorbed: ckv[C] + krope[R].
+  // naive: k[H, d_n+d_r] + v[H, d_v]; absorbed: ckv[C] + krope[R], the
+  // state model.kv_share shares, so nothing in a layer that reads it.
   static CacheLayout layout(const LatentOptions& options);
   const LatentOptions& options() const { return options_; }
 
   torch::nn::Linear wq{nullptr};                      // q_rank == 0: D -> H·(d_n+d_r)
   torch::nn::Linear wq_a{nullptr}, wq_b{nullptr};     // q_rank > 0: D -> d_q -> H·(d_n+d_r)
   Norm q_norm{nullptr};
-  torch::nn::Linear wkv_a{nullptr};                   // D -> C + R
-  Norm kv_norm{nullptr};
+  torch::nn::Linear wkv_a{nullptr};                   // D -> C + R (null when reads_shared)
+  Norm kv_norm{nullptr};                              // (null when reads_shared)
   torch::nn::Linear wkv_b{nullptr};                   // C -> H·(d_n+d_v), W_UK and W_UV per head
   torch::nn::Linear wo{nullptr};                      // H·d_v -> D
 

@@ -28,7 +28,27 @@ const AttentionVariant& attention_entry(const std::string& kind) {
   throw Error(fmt::format("attention '{}' has keys but no model entry", kind));
 }
 
-AttentionPtr make_attention(const ModelConfig& config) { return attention_entry(config.attention.kind).make(config); }
+AttentionPtr make_attention(const ModelConfig& config, bool reads_shared) {
+  return attention_entry(config.attention.kind).make(config, reads_shared);
+}
+
+bool reads_shared(const ModelConfig& config, int64_t layer) { return config.kv_share > 1 && layer % config.kv_share != 0; }
+
+std::vector<CacheLayout> layer_layouts(const ModelConfig& config) {
+  const auto& entry = attention_entry(config.attention.kind);
+  std::vector<CacheLayout> out;
+  for (int64_t i = 0; i < config.n_layers; ++i)
+    out.push_back(reads_shared(config, i) ? entry.reader_layout(config) : entry.layout(config));
+  return out;
+}
+
+int64_t attention_params(const ModelConfig& config) {
+  const auto& entry = attention_entry(config.attention.kind);
+  int64_t n = 0;
+  for (int64_t i = 0; i < config.n_layers; ++i)
+    n += entry.params(config) - (reads_shared(config, i) ? entry.state_params(config) : 0);
+  return n;
+}
 
 std::vector<std::string> attention_kinds() { return config::attention_kinds(); }
 

@@ -30,12 +30,21 @@ struct VariantConfig {
 
 struct AttentionVariant {
   std::string kind;                   // attention.kind
-  std::function<AttentionPtr(const ModelConfig&)> make;
+  // A layer; reads_shared: not the first of its model.kv_share group, so it
+  // has no weights for the state it caches and reads its group's.
+  std::function<AttentionPtr(const ModelConfig&, bool reads_shared)> make;
   // The cache layout per token per layer (for attention.decode where the
   // variant has decode paths), without allocating weights: the kv report
   // sizes DeepSeek-V2, whose layers would take gigabytes.
   std::function<CacheLayout(const ModelConfig&)> layout;
+  // What a layer that reads its group's state caches of its own: nothing
+  // where the cache holds the state as it is; its own up-projected k and v
+  // in a naive decode mode, since they come from its own W_UK and W_UV.
+  std::function<CacheLayout(const ModelConfig&)> reader_layout;
   std::function<int64_t(const ModelConfig&)> params;   // per layer, closed form (a test counts the built layer)
+  // The parameters that compute the state (wk and wv; MLA's W_DKV, kv_norm
+  // and rotary key): what a reading layer lacks of `params`.
+  std::function<int64_t(const ModelConfig&)> state_params;
   // Elements cached per token per layer by the paper's formula (2·K·E for
   // grouped heads, d_c + d_r for absorbed MLA), written independently of
   // `layout`: `attnlab bench kv` and the tests hold the two and the bytes a
@@ -55,7 +64,15 @@ struct AttentionVariant {
 
 const std::vector<AttentionVariant>& attention_registry();
 const AttentionVariant& attention_entry(const std::string& kind);  // UserError naming attention.kind
-AttentionPtr make_attention(const ModelConfig& config);
+AttentionPtr make_attention(const ModelConfig& config, bool reads_shared = false);
+
+// model.kv_share: whether layer i reads its group's state (it is not the
+// first of its group of kv_share layers).
+bool reads_shared(const ModelConfig& config, int64_t layer);
+// Every layer's cache layout and the attention parameters of all layers,
+// from the config alone (the model's own agree; a test holds them equal).
+std::vector<CacheLayout> layer_layouts(const ModelConfig& config);
+int64_t attention_params(const ModelConfig& config);
 std::vector<std::string> attention_kinds();
 
 // `config` with attention.kind set to `kind`, every other option kept (the

@@ -35,6 +35,7 @@ struct TpaOptions {
   int64_t v_rank = 0;    // R_V
   DecodeMode decode = DecodeMode::kAbsorbed;
   Backend backend = Backend::kAuto;
+  bool reads_shared = false;  // model.kv_share: no wa_k, wb_k, wa_v, wb_v; the factors are the group's
 
   static TpaOptions from(const ModelConfig& c) {
     const auto& a = c.attention;
@@ -52,6 +53,7 @@ struct TpaOptions {
   }
   CacheLayout layout() const {
     if (decode == DecodeMode::kNaive) return CacheLayout{{{"k", {n_heads, head_dim}}, {"v", {n_heads, head_dim}}}};
+    if (reads_shared) return CacheLayout{};  // the factors are the shared state
     return CacheLayout{{{"a_k", {n_heads, k_rank}}, {"b_k", {k_rank, head_dim}}, {"a_v", {n_heads, v_rank}},
                         {"b_v", {v_rank, head_dim}}}};
   }
@@ -62,15 +64,17 @@ struct TpaOptions {
 
 class TensorProductAttention : public Attention {
  public:
-  explicit TensorProductAttention(const TpaOptions& options) : o_(options) {
+  explicit TensorProductAttention(const TpaOptions& options) : Attention(options.reads_shared), o_(options) {
     auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
     const int64_t d = o_.d_model, h = o_.n_heads, e = o_.head_dim;
     wa_q = register_module("wa_q", linear(d, h * o_.q_rank));
     wb_q = register_module("wb_q", linear(d, o_.q_rank * e));
-    wa_k = register_module("wa_k", linear(d, h * o_.k_rank));
-    wb_k = register_module("wb_k", linear(d, o_.k_rank * e));
-    wa_v = register_module("wa_v", linear(d, h * o_.v_rank));
-    wb_v = register_module("wb_v", linear(d, o_.v_rank * e));
+    if (!o_.reads_shared) {
+      wa_k = register_module("wa_k", linear(d, h * o_.k_rank));
+      wb_k = register_module("wb_k", linear(d, o_.k_rank * e));
+      wa_v = register_module("wa_v", linear(d, h * o_.v_rank));
+      wb_v = register_module("wb_v", linear(d, o_.v_rank * e));
+    }
     wo = register_module("wo", linear(h * e, d));
   }
 
@@ -78,24 +82,27 @@ class TensorProductAttention : public Attention {
     const int64_t b = x_BTD.size(0), t = x_BTD.size(1), h = o_.n_heads, e = o_.head_dim;
     auto a_q_BTHR = wa_q(x_BTD).view({b, t, h, o_.q_rank});
     auto b_q_BTRE = rotated(wb_q(x_BTD).view({b, t, o_.q_rank, e}), ctx);
-    auto a_k_BTHR = wa_k(x_BTD).view({b, t, h, o_.k_rank});
-    auto b_k_BTRE = rotated(wb_k(x_BTD).view({b, t, o_.k_rank, e}), ctx);
-    auto a_v_BTHR = wa_v(x_BTD).view({b, t, h, o_.v_rank});
-    auto b_v_BTRE = wb_v(x_BTD).view({b, t, o_.v_rank, e});
     auto q_BHTE = product(a_q_BTHR, b_q_BTRE).transpose(1, 2);
+    // The state: the key factors (B_K rotated) and the value factors.
+    const auto fresh = fresh_state(ctx, [&] {
+      return std::vector<torch::Tensor>{wa_k(x_BTD).view({b, t, h, o_.k_rank}),
+                                        rotated(wb_k(x_BTD).view({b, t, o_.k_rank, e}), ctx),
+                                        wa_v(x_BTD).view({b, t, h, o_.v_rank}), wb_v(x_BTD).view({b, t, o_.v_rank, e})};
+    });
 
     torch::Tensor o_BHTE;
-    const bool first_chunk = ctx.cache == nullptr || ctx.cache->length() == 0;
-    if (o_.decode == DecodeMode::kNaive || first_chunk) {
+    if (o_.decode == DecodeMode::kNaive || ctx.start == 0) {
       // Training, prefill and the naive path: form k and v, attend with the inner kernel.
-      auto k_BTHE = product(a_k_BTHR, b_k_BTRE), v_BTHE = product(a_v_BTHR, b_v_BTRE);
+      auto k_BTHE = product(fresh[0], fresh[1]), v_BTHE = product(fresh[2], fresh[3]);
       torch::Tensor k_BHSE = k_BTHE.transpose(1, 2), v_BHSE = v_BTHE.transpose(1, 2);
-      if (ctx.cache && o_.decode == DecodeMode::kNaive) {
-        auto all = ctx.cache->append({k_BTHE, v_BTHE});
-        k_BHSE = all[0].transpose(1, 2);
-        v_BHSE = all[1].transpose(1, 2);
-      } else if (ctx.cache) {
-        ctx.cache->append({a_k_BTHR, b_k_BTRE, a_v_BTHR, b_v_BTRE});  // the factors; this chunk attends as formed
+      if (o_.decode == DecodeMode::kNaive) {
+        if (ctx.cache) {
+          auto all = ctx.cache->append({k_BTHE, v_BTHE});
+          k_BHSE = all[0].transpose(1, 2);
+          v_BHSE = all[1].transpose(1, 2);
+        }
+      } else {
+        all_state(ctx, fresh);  // the factors are cached; this chunk attends as formed
       }
       const int64_t s = k_BHSE.size(2);
       auto bias_HTS = ctx.position->score_bias(
@@ -103,7 +110,7 @@ class TensorProductAttention : public Attention {
       o_BHTE = inner_attention(q_BHTE, k_BHSE, v_BHSE, softmax_scale(ctx), bias_HTS,
                                ctx.backend == Backend::kAuto ? o_.backend : ctx.backend, &ctx.ran);
     } else {
-      auto all = ctx.cache->append({a_k_BTHR, b_k_BTRE, a_v_BTHR, b_v_BTRE});
+      auto all = all_state(ctx, fresh);
       o_BHTE = from_factors(q_BHTE, all[0], all[1], all[2], all[3], ctx);
     }
     return wo(o_BHTE.transpose(1, 2).reshape({b, t, h * e}));
@@ -160,11 +167,22 @@ class TensorProductAttention : public Attention {
 AttentionVariant tpa_variant() {
   AttentionVariant v;
   v.kind = "tpa";
-  v.make = [](const ModelConfig& c) -> AttentionPtr {
-    return std::make_shared<TensorProductAttention>(TpaOptions::from(c));
+  v.make = [](const ModelConfig& c, bool reads_shared) -> AttentionPtr {
+    auto o = TpaOptions::from(c);
+    o.reads_shared = reads_shared;
+    return std::make_shared<TensorProductAttention>(o);
   };
   v.layout = [](const ModelConfig& c) { return TpaOptions::from(c).layout(); };
+  v.reader_layout = [](const ModelConfig& c) {
+    auto o = TpaOptions::from(c);
+    o.reads_shared = true;
+    return o.layout();
+  };
   v.params = [](const ModelConfig& c) { return TpaOptions::from(c).params(); };
+  v.state_params = [](const ModelConfig& c) {
+    const auto o = TpaOptions::from(c);
+    return o.d_model * (o.k_rank + o.v_rank) * (o.n_heads + o.head_dim);  // wa_k, wb_k, wa_v, wb_v
+  };
   v.cache_elements = [](const ModelConfig& c) {
     // The paper's (R_K + R_V)(h + d_h) (§3.3), or 2 h d_h when k and v are cached formed.
     const auto o = TpaOptions::from(c);
