@@ -108,9 +108,10 @@ TEST_CASE("cache layouts follow DeepSeek-V2 Table 1 and the cache allocates exac
   if (a.kind == "mqa") CHECK(layout.elements_per_token() == 2 * e);
   if (a.kind == "mla") {
     const int64_t r = a.word("rope_mode") == "decoupled" ? a.integer("rope_dim") : 0;
-    // naive caches what it attends with: full per-head keys and values.
+    // naive caches what it attends with: full per-head keys and values; absorbed
+    // d_c + d_R, and d_c + G·d_R with G rotary keys (MHA2MLA: one per head).
     CHECK(layout.elements_per_token() == (a.word("decode") == "absorbed"
-                                              ? a.integer("kv_rank") + r
+                                              ? a.integer("kv_rank") + a.integer("rope_heads") * r
                                               : h * (a.integer("nope_dim") + r + a.integer("v_dim"))));
   }
 

@@ -56,6 +56,9 @@ attention:
   v_dim: 0
   decode: absorbed
   rope_mode: decoupled
+  rope_heads: 1
+  rope_spectrum: 0
+  kv_norm: rms
   n_latent_heads: 0
   k_rank: 0
   v_rank: 0

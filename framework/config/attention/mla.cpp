@@ -18,6 +18,8 @@ LatentWidths latent_widths(const ModelConfig& config) {
   w.nope_dim = a.integer("nope_dim") > 0 ? a.integer("nope_dim") : e;
   w.rope_dim = a.word("rope_mode") != "decoupled" ? 0 : a.integer("rope_dim") > 0 ? a.integer("rope_dim") : e / 2;
   w.v_dim = a.integer("v_dim") > 0 ? a.integer("v_dim") : e;
+  w.rope_heads = a.integer("rope_heads");
+  w.rope_spectrum = w.rope_dim > 0 && a.integer("rope_spectrum") > 0 ? a.integer("rope_spectrum") : w.rope_dim;
   return w;
 }
 
@@ -54,6 +56,27 @@ void check_latent(const RunConfig& c, RuleChecker& k) {
       k.fail("attention.rope_dim", fmt::format("{} exceeds the head dim ({})", dims.rope_dim, head),
              {"model.d_model", "model.n_heads", "model.head_dim"});
   }
+  if (rope_mode == "decoupled" && k.ok({"attention.rope_heads"}) && m.n_heads % dims.rope_heads != 0)
+    k.fail("attention.rope_heads", fmt::format("model.n_heads ({}) must be a multiple of attention.rope_heads ({}): "
+                                               "query heads share the rotary keys in equal groups",
+                                               m.n_heads, dims.rope_heads),
+           {"model.n_heads"});
+  if (rope_mode == "decoupled" && a.integer("rope_spectrum") > 0 && k.ok({"attention.rope_spectrum", "position.dims"})) {
+    const auto& p = c.model.position;
+    const double kept = p.fraction * static_cast<double>(dims.rope_spectrum);
+    if (dims.rope_spectrum < dims.rope_dim || dims.rope_spectrum % 2 != 0)
+      k.fail("attention.rope_spectrum", fmt::format("{} must be an even width of at least attention.rope_dim ({})",
+                                                    dims.rope_spectrum, dims.rope_dim));
+    else if (p.dims == "first")
+      k.fail("attention.rope_spectrum", "picks frequencies of a wider head, which position.dims=high, low or "
+                                        "uniform selects (MHA2MLA); first would give the key a spectrum of its own",
+             {"position.dims"});
+    else if (kept != static_cast<double>(dims.rope_dim))
+      k.fail("attention.rope_spectrum", fmt::format("position.fraction ({}) of {} keeps {} dims, but the rotary key "
+                                                    "has attention.rope_dim = {}",
+                                                    p.fraction, dims.rope_spectrum, kept, dims.rope_dim),
+             {"position.fraction", "attention.rope_dim"});
+  }
   if (rope_mode == "coupled" && dims.nope_dim % 2 != 0)
     k.fail("attention.nope_dim", fmt::format("coupled RoPE rotates the nope dims, which must be even, got {}",
                                              dims.nope_dim));
@@ -83,6 +106,14 @@ AttentionKeys mla_keys() {
       OptionSpec::choice("decode", {"naive", "absorbed"}, "absorbed",
                          "naive caches up-projected k, v; absorbed caches the latent and folds W_UK, W_UV"),
       OptionSpec::choice("rope_mode", {"decoupled", "none", "coupled"}, "decoupled", "where RoPE acts"),
+      OptionSpec::integer("rope_heads", 1, 4096, 1,
+                          "decoupled rotary keys: 1 shared by all heads (DeepSeek), n_heads (MHA2MLA), or one per "
+                          "kv group (a converted GQA)"),
+      OptionSpec::integer("rope_spectrum", 0, 65536, 0,
+                          "0: RoPE frequencies of rope_dim itself; else the rotary key's pairs are those "
+                          "position.dims keeps of a head this wide (a converted model's head dim)"),
+      OptionSpec::choice("kv_norm", {"rms", "none"}, "rms",
+                         "RMSNorm on the latent (DeepSeek); none for a model converted from MHA"),
   };
   v.check = check_latent;
   v.rotary = [](const ModelConfig& c) {
@@ -91,8 +122,9 @@ AttentionKeys mla_keys() {
     if (mode == "none") return RotaryWidth{};
     const auto w = latent_widths(c);
     const bool decoupled = mode == "decoupled";
-    const int64_t width = decoupled ? w.rope_dim : w.nope_dim;
-    const std::string key = decoupled ? "attention.rope_dim" : "attention.nope_dim";
+    const bool spectrum = decoupled && c.attention.integer("rope_spectrum") > 0;
+    const int64_t width = !decoupled ? w.nope_dim : spectrum ? w.rope_spectrum : w.rope_dim;
+    const std::string key = !decoupled ? "attention.nope_dim" : spectrum ? "attention.rope_spectrum" : "attention.rope_dim";
     if (width < 2) return RotaryWidth{};  // the rope_dim rule reports it
     return RotaryWidth{width, fmt::format("MLA's rotated width ({}, {})", width, key), {key}};
   };

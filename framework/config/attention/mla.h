@@ -14,6 +14,8 @@ struct LatentWidths {
   int64_t nope_dim = 0;  // d_n
   int64_t rope_dim = 0;  // R = d_r; 0 unless rope_mode is decoupled
   int64_t v_dim = 0;     // F = d_v
+  int64_t rope_heads = 1;     // decoupled rotary keys; query heads share them in equal groups
+  int64_t rope_spectrum = 0;  // > rope_dim: the key's pairs carry frequencies of a head this wide (MHA2MLA)
 };
 
 // For head dim E (model.head_dim, else d_model / n_heads): kv_rank 2E,

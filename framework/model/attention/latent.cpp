@@ -40,6 +40,9 @@ LatentOptions LatentOptions::widths(const ModelConfig& config) {
   o.rope_mode = parse_rope_mode(a.word("rope_mode"));
   o.rope_dim = w.rope_dim;
   o.v_dim = w.v_dim;
+  o.rope_heads = o.rope_dim > 0 ? w.rope_heads : 1;
+  o.rope_spectrum = w.rope_spectrum;
+  o.kv_norm = a.word("kv_norm") == "rms";
   o.decode = parse_decode(a.word("decode"));
   o.backend = parse_backend(a.backend);
   return o;
@@ -56,7 +59,8 @@ LatentOptions LatentOptions::from(const ModelConfig& config) {
 
 int64_t LatentOptions::params() const {
   const int64_t q = q_rank > 0 ? d_model * q_rank + q_rank + q_rank * n_heads * qk_dim() : d_model * n_heads * qk_dim();
-  return q + d_model * (kv_rank + rope_dim) + kv_rank + kv_rank * n_heads * (nope_dim + v_dim) + n_heads * v_dim * d_model;
+  return q + d_model * (kv_rank + rope_heads * rope_dim) + (kv_norm ? kv_rank : 0) +
+         kv_rank * n_heads * (nope_dim + v_dim) + n_heads * v_dim * d_model;
 }
 
 LatentAttention::LatentAttention(const LatentOptions& options) : Attention(options.reads_shared), options_(options) {
@@ -72,8 +76,8 @@ LatentAttention::LatentAttention(const LatentOptions& options) : Attention(optio
     wq = register_module("wq", linear(o.d_model, o.n_heads * o.qk_dim()));
   }
   if (!o.reads_shared) {
-    wkv_a = register_module("wkv_a", linear(o.d_model, o.kv_rank + o.rope_dim));
-    kv_norm = register_module("kv_norm", Norm("rms", o.kv_rank));
+    wkv_a = register_module("wkv_a", linear(o.d_model, o.kv_rank + o.rope_heads * o.rope_dim));
+    if (o.kv_norm) kv_norm = register_module("kv_norm", Norm("rms", o.kv_rank));
   }
   wkv_b = register_module("wkv_b", linear(o.kv_rank, o.n_heads * (o.nope_dim + o.v_dim)));
   wo = register_module("wo", linear(o.n_heads * o.v_dim, o.d_model));
@@ -90,7 +94,8 @@ CacheLayout LatentAttention::layout(const LatentOptions& o) {
     return CacheLayout{{{"k", {o.n_heads, o.qk_dim()}}, {"v", {o.n_heads, o.v_dim}}}};
   if (o.reads_shared) return CacheLayout{};
   CacheLayout l{{{"ckv", {o.kv_rank}}}};
-  if (o.rope_dim > 0) l.parts.push_back({"krope", {o.rope_dim}});
+  if (o.rope_dim > 0 && o.rope_heads == 1) l.parts.push_back({"krope", {o.rope_dim}});
+  if (o.rope_dim > 0 && o.rope_heads > 1) l.parts.push_back({"krope", {o.rope_heads, o.rope_dim}});
   return l;
 }
 
@@ -100,6 +105,26 @@ double LatentAttention::softmax_scale(const AttnContext& ctx) const {
   return ctx.position->softmax_scale_factor() / std::sqrt(static_cast<double>(options_.qk_dim()));
 }
 
+torch::Tensor LatentAttention::rotate(const torch::Tensor& x, const AttnContext& ctx) const {
+  const auto& o = options_;
+  if (o.rope_spectrum <= o.rope_dim) return ctx.position->rotate(x, ctx.start);
+  // Pair j of the key (dims j, j + R/2) is pair P[j] of a head of width S
+  // (dims P[j], P[j] + S/2): place it there, rotate the wide head, read it back.
+  const int64_t s = o.rope_spectrum, half = o.rope_dim / 2;
+  const auto pairs = ctx.position->rotary_pairs(s);
+  if (pairs.empty()) return ctx.position->rotate(x, ctx.start);  // an encoding that rotates nothing
+  if (static_cast<int64_t>(pairs.size()) != half)
+    throw Error(fmt::format("mla: the position keeps {} pairs of {}, the rotary key has {} (the rules refuse this)",
+                            pairs.size(), s, half));
+  std::vector<int64_t> index(pairs.begin(), pairs.end());
+  for (int64_t p : pairs) index.push_back(p + s / 2);
+  auto idx = torch::tensor(index, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+  auto sizes = x.sizes().vec();
+  sizes.back() = s;
+  auto wide = torch::zeros(sizes, x.options()).index_copy(-1, idx, x);
+  return ctx.position->rotate(wide, ctx.start).index_select(-1, idx);
+}
+
 torch::Tensor LatentAttention::forward(const torch::Tensor& x_BTD, AttnContext& ctx) {
   const auto& o = options_;
   const int64_t b = x_BTD.size(0), t = x_BTD.size(1);
@@ -107,12 +132,17 @@ torch::Tensor LatentAttention::forward(const torch::Tensor& x_BTD, AttnContext& 
   auto q_BHTE = q.view({b, t, o.n_heads, o.qk_dim()}).transpose(1, 2);
   auto q_nope_BHTN = q_BHTE.narrow(-1, 0, o.nope_dim);
   auto q_pe_BHTR = q_BHTE.narrow(-1, o.nope_dim, o.rope_dim);
-  if (o.rope_dim > 0) q_pe_BHTR = ctx.position->rotate(q_pe_BHTR, ctx.start);
-  // The state: the normalised latent and, with a decoupled rotary key, that key rotated ([B, T, R]).
+  if (o.rope_dim > 0) q_pe_BHTR = rotate(q_pe_BHTR, ctx);
+  // The state: the (normalised) latent and, with decoupled rotary keys, those
+  // keys rotated: [B, T, R] for one, [B, T, G, R] for G.
   const auto fresh = fresh_state(ctx, [&] {
     auto kv_BTX = wkv_a(x_BTD);
-    std::vector<torch::Tensor> parts{kv_norm(kv_BTX.narrow(-1, 0, o.kv_rank))};
-    if (o.rope_dim > 0) parts.push_back(ctx.position->rotate(kv_BTX.narrow(-1, o.kv_rank, o.rope_dim), ctx.start));
+    auto ckv_BTC = kv_BTX.narrow(-1, 0, o.kv_rank);
+    std::vector<torch::Tensor> parts{o.kv_norm ? kv_norm(ckv_BTC) : ckv_BTC};
+    auto kpe = kv_BTX.narrow(-1, o.kv_rank, o.rope_heads * o.rope_dim);
+    if (o.rope_dim > 0 && o.rope_heads == 1) parts.push_back(rotate(kpe, ctx));
+    if (o.rope_dim > 0 && o.rope_heads > 1)
+      parts.push_back(rotate(kpe.view({b, t, o.rope_heads, o.rope_dim}).transpose(1, 2), ctx).transpose(1, 2));
     return parts;
   });
   const auto& ckv_BTC = fresh[0];
@@ -152,8 +182,9 @@ torch::Tensor LatentAttention::naive(const torch::Tensor& q_nope_BHTN, const tor
     q_nope = ctx.position->rotate(q_nope, ctx.start);
     k_nope_BHTN = ctx.position->rotate(k_nope_BHTN, ctx.start);
   }
-  // One rotary key shared by all heads.
-  auto kpe_BHTR = kpe_BTR.unsqueeze(1).expand({b, o.n_heads, t, o.rope_dim});
+  // One rotary key shared by all heads, or G keys each shared by H/G heads.
+  auto kpe_BHTR = kpe_BTR.dim() == 3 ? kpe_BTR.unsqueeze(1).expand({b, o.n_heads, t, o.rope_dim})
+                                     : kpe_BTR.transpose(1, 2).repeat_interleave(o.n_heads / o.rope_heads, 1);
   auto q_BHTE = torch::cat({q_nope, q_pe_BHTR}, -1);
   auto k_BHTE = torch::cat({k_nope_BHTN, kpe_BHTR}, -1);
   auto k_BHSE = k_BHTE, v_BHSF = v_BTHF.transpose(1, 2);
@@ -185,7 +216,14 @@ torch::Tensor LatentAttention::absorbed(const torch::Tensor& q_nope_BHTN, const 
   // q~ = q_nope W_UK: the query expressed in latent coordinates.
   auto q_lat_BHTC = torch::einsum("bhtn,hnc->bhtc", {q_nope_BHTN.to(ct), w_uk_HNC});
   auto scores_BHTS = torch::einsum("bhtc,bsc->bhts", {q_lat_BHTC, ckv});
-  if (o.rope_dim > 0) scores_BHTS = scores_BHTS + torch::einsum("bhtr,bsr->bhts", {q_pe_BHTR.to(ct), kpe_BSR.to(ct)});
+  if (o.rope_dim > 0 && o.rope_heads == 1)
+    scores_BHTS = scores_BHTS + torch::einsum("bhtr,bsr->bhts", {q_pe_BHTR.to(ct), kpe_BSR.to(ct)});
+  if (o.rope_dim > 0 && o.rope_heads > 1) {
+    // Query heads g·H/G .. (g+1)·H/G - 1 score against rotary key g.
+    const int64_t b = q_pe_BHTR.size(0), g = o.rope_heads;
+    auto q_pe_BGITR = q_pe_BHTR.to(ct).reshape({b, g, o.n_heads / g, t, o.rope_dim});
+    scores_BHTS = scores_BHTS + torch::einsum("bgitr,bsgr->bgits", {q_pe_BGITR, kpe_BSR.to(ct)}).reshape({b, o.n_heads, t, s});
+  }
   scores_BHTS = scores_BHTS * softmax_scale(ctx);
   auto bias_HTS = ctx.position->score_bias(o.n_heads, s - t, t, s, torch::TensorOptions().dtype(ct).device(ckv.device()));
   if (bias_HTS.defined()) scores_BHTS = scores_BHTS + bias_HTS;
@@ -229,12 +267,14 @@ AttentionVariant mla_variant() {
   v.params = [](const ModelConfig& c) { return LatentOptions::from(c).params(); };
   v.state_params = [](const ModelConfig& c) {
     const auto o = LatentOptions::from(c);
-    return o.d_model * (o.kv_rank + o.rope_dim) + o.kv_rank;  // wkv_a, kv_norm
+    return o.d_model * (o.kv_rank + o.rope_heads * o.rope_dim) + (o.kv_norm ? o.kv_rank : 0);  // wkv_a, kv_norm
   };
   v.cache_elements = [](const ModelConfig& c) {
     // DeepSeek-V2 Table 1: (d_c + d_R) absorbed; 2 n_h d_h when the keys and values are cached expanded.
     const auto o = LatentOptions::from(c);
-    return o.decode == DecodeMode::kAbsorbed ? o.kv_rank + o.rope_dim : o.n_heads * (o.nope_dim + o.rope_dim + o.v_dim);
+    // With G rotary keys (MHA2MLA: one per head) the absorbed cache holds d_c + G·d_R.
+    return o.decode == DecodeMode::kAbsorbed ? o.kv_rank + o.rope_heads * o.rope_dim
+                                             : o.n_heads * (o.nope_dim + o.rope_dim + o.v_dim);
   };
   v.head_dims = [](const ModelConfig& c) {
     const auto o = LatentOptions::widths(c);
@@ -260,6 +300,21 @@ AttentionVariant mla_variant() {
           c.attention.set("decode", decode).set("rope_mode", rope_mode).set("q_rank", q_rank);
           out.push_back({fmt::format("mla/{}/{}/q{}", decode, rope_mode, q_rank), c});
         }
+    for (std::string decode : {"absorbed", "naive"}) {
+      // Two rotary keys, each shared by two query heads (a converted GQA).
+      auto grouped = small_mla(base);
+      grouped.attention.set("decode", decode).set("rope_heads", 2);
+      out.push_back({"mla/" + decode + "/rope_heads2", grouped});
+      // MHA2MLA's shape: a rotary key per head carrying the pairs position.dims
+      // keeps of the head dim (here 2 of 4, the fastest), no latent norm.
+      auto converted = small_mla(base);
+      const int64_t e = base.resolved_head_dim();
+      converted.attention.set("decode", decode).set("q_rank", 0).set("rope_heads", base.n_heads);
+      converted.attention.set("rope_dim", e / 2).set("nope_dim", e / 2).set("rope_spectrum", e).set("kv_norm", "none");
+      converted.position.dims = "high";
+      converted.position.fraction = 0.5;
+      out.push_back({"mla/" + decode + "/mha2mla", converted});
+    }
     return out;
   };
   return v;

@@ -22,6 +22,9 @@ struct LatentOptions {
   int64_t nope_dim = 0;  // d_n
   int64_t rope_dim = 0;  // R = d_r; 0 unless rope_mode is decoupled
   int64_t v_dim = 0;     // F = d_v
+  int64_t rope_heads = 1;     // G decoupled rotary keys, each shared by H/G query heads
+  int64_t rope_spectrum = 0;  // > rope_dim: the keys' pairs carry frequencies of a head this wide (MHA2MLA)
+  bool kv_norm = true;        // RMSNorm on the latent (false: a model converted from MHA)
   RopeMode rope_mode = RopeMode::kDecoupled;
   DecodeMode decode = DecodeMode::kAbsorbed;
   Backend backend = Backend::kAuto;
@@ -46,7 +49,8 @@ class LatentAttention : public Attention {
   DecodeMode decode() const override { return options_.decode; }
   torch::Tensor output_weight() override { return wo->weight; }
 
-  // naive: k[H, d_n+d_r] + v[H, d_v]; absorbed: ckv[C] + krope[R], the
+  // naive: k[H, d_n+d_r] + v[H, d_v]; absorbed: ckv[C] + krope[R] (krope[G, R]
+  // with G > 1 rotary keys), the
   // state model.kv_share shares, so nothing in a layer that reads it.
   static CacheLayout layout(const LatentOptions& options);
   const LatentOptions& options() const { return options_; }
@@ -54,8 +58,8 @@ class LatentAttention : public Attention {
   torch::nn::Linear wq{nullptr};                      // q_rank == 0: D -> H·(d_n+d_r)
   torch::nn::Linear wq_a{nullptr}, wq_b{nullptr};     // q_rank > 0: D -> d_q -> H·(d_n+d_r)
   Norm q_norm{nullptr};
-  torch::nn::Linear wkv_a{nullptr};                   // D -> C + R (null when reads_shared)
-  Norm kv_norm{nullptr};                              // (null when reads_shared)
+  torch::nn::Linear wkv_a{nullptr};                   // D -> C + G·R (null when reads_shared)
+  Norm kv_norm{nullptr};                              // (null when reads_shared or kv_norm=none)
   torch::nn::Linear wkv_b{nullptr};                   // C -> H·(d_n+d_v), W_UK and W_UV per head
   torch::nn::Linear wo{nullptr};                      // H·d_v -> D
 
@@ -65,6 +69,9 @@ class LatentAttention : public Attention {
   torch::Tensor absorbed(const torch::Tensor& q_nope_BHTN, const torch::Tensor& q_pe_BHTR,
                          const torch::Tensor& ckv_BSC, const torch::Tensor& kpe_BSR, AttnContext& ctx);
   double softmax_scale(const AttnContext& ctx) const;
+  // RoPE on rotary dims (tokens at dim -2): on their own, or with
+  // rope_spectrum, placed at the pairs position.dims keeps of that width.
+  torch::Tensor rotate(const torch::Tensor& x, const AttnContext& ctx) const;
 
   LatentOptions options_;
 };

@@ -35,6 +35,9 @@ class Position : public torch::nn::Module {
     (void)n_heads; (void)start; (void)t; (void)s; (void)options;
     return {};
   }
+  // The pairs (i, i + width/2) of a rotated width that rotate, for position.dims
+  // high|low|uniform (MHA2MLA); empty for encodings that rotate nothing.
+  virtual std::vector<int64_t> rotary_pairs(int64_t width) const { (void)width; return {}; }
   // Multiplier on the softmax scale (YaRN's mscale_all_dim squared), else 1.
   virtual double softmax_scale_factor() const { return 1.0; }
   virtual std::string kind() const = 0;

@@ -89,19 +89,26 @@ std::vector<double> Rope::inv_freq(int64_t width) const {
     }
   }
   if (first) return freq;
-  // MHA2MLA: keep rotary/2 of the width's frequencies (high: the fastest,
-  // low: the slowest, uniform: evenly spaced); the others do not rotate.
-  const int64_t keep = rotary / 2;
+  // MHA2MLA: the pairs rotary_pairs keeps rotate, the others do not.
   std::vector<bool> rotated(static_cast<size_t>(pairs), false);
-  for (int64_t k = 0; k < keep; ++k) {
-    int64_t i = k;
-    if (config_.dims == "low") i = pairs - keep + k;
-    else if (config_.dims == "uniform") i = (k * pairs) / keep;
-    rotated[static_cast<size_t>(i)] = true;
-  }
+  for (int64_t i : rotary_pairs(width)) rotated[static_cast<size_t>(i)] = true;
   for (int64_t i = 0; i < pairs; ++i)
     if (!rotated[static_cast<size_t>(i)]) freq[static_cast<size_t>(i)] = 0.0;
   return freq;
+}
+
+std::vector<int64_t> Rope::rotary_pairs(int64_t width) const {
+  const int64_t keep = rotary_width(width) / 2, pairs = width / 2;
+  std::vector<int64_t> out;
+  for (int64_t k = 0; k < keep; ++k) {
+    if (config_.dims == "first") out.push_back(k);  // the first W dims, pairs (i, i + W/2) of a spectrum of their own
+    // MHA2MLA: keep rotary/2 of the width's frequencies (high: the fastest,
+    // low: the slowest, uniform: evenly spaced).
+    else if (config_.dims == "low") out.push_back(pairs - keep + k);
+    else if (config_.dims == "uniform") out.push_back((k * pairs) / keep);
+    else out.push_back(k);
+  }
+  return out;
 }
 
 std::pair<torch::Tensor, torch::Tensor> Rope::table_rows(const TableKey& key, int64_t start, int64_t t) const {

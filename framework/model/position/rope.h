@@ -38,6 +38,9 @@ class Rope : public Position {
   // dims=first (pair i: dims i, i + W/2), width/2 entries for the MHA2MLA
   // modes (pair i: dims i, i + width/2; 0 for pairs that do not rotate).
   std::vector<double> inv_freq(int64_t width) const;
+  // The MHA2MLA modes: which of a width's pairs (i, i + width/2) rotate, in
+  // increasing order (pair i has frequency theta^(-2i/width)).
+  std::vector<int64_t> rotary_pairs(int64_t width) const override;
   // Factor on cos and sin (YaRN's attention temperature as HF computes it), else 1.
   double rotation_scale() const { return rotation_scale_; }
 
