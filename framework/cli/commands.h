@@ -25,6 +25,7 @@ void add_bench(CLI::App& app, Action& action);
 void add_collect(CLI::App& app, Action& action);
 void add_data(CLI::App& app, Action& action);
 void add_explain(CLI::App& app, Action& action);
+void add_convert(CLI::App& app, Action& action);
 
 // Prints the versions of attnlab and its libraries, and the CUDA device if any.
 int print_version();

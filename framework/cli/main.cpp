@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   cli::add_collect(app, action);
   cli::add_data(app, action);
   cli::add_explain(app, action);
+  cli::add_convert(app, action);
 
   try {
     app.parse(argc, argv);

@@ -23,6 +23,10 @@ void check_model(const RunConfig& c, RuleChecker& k) {
   if (k.ok({"train.seq_len", "model.max_seq_len"}) && c.train.seq_len > m.max_seq_len)
     k.fail("train.seq_len", fmt::format("{} is longer than model.max_seq_len ({})", c.train.seq_len, m.max_seq_len),
            {"model.max_seq_len"});
+  if (k.ok({"train.steps", "train.init_from"}) && c.train.steps == 0 && c.train.init_from.empty())
+    k.fail("train.steps", "0 trains nothing; it is only for a run that starts from converted weights "
+                          "(train.init_from, written by attnlab convert)",
+           {"train.init_from"});
   if (k.ok({"model.kv_share", "model.n_layers"}) && m.kv_share > m.n_layers)
     k.fail("model.kv_share", fmt::format("{} layers per shared cache exceeds model.n_layers ({}); use at most {}",
                                          m.kv_share, m.n_layers, m.n_layers),

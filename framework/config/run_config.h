@@ -98,7 +98,7 @@ struct OptimConfig {
 };
 
 struct TrainConfig {
-  int64_t steps = 100;
+  int64_t steps = 100;              // 0 only with init_from: the converted model, evaluated
   int64_t batch_size = 8;
   int64_t seq_len = 64;
   int64_t grad_accum = 1;
@@ -112,6 +112,7 @@ struct TrainConfig {
   bool cuda_graph = false;
   int64_t threads = 0;              // CPU intra-op threads; 0 = LibTorch's default
   double peak_tflops = 0.0;         // device peak for MFU; 0: from the device table (none: MFU not reported)
+  std::string init_from;            // a trained run directory whose weights, converted, start this run (attnlab convert)
 };
 
 struct RunConfig {

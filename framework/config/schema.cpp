@@ -125,7 +125,7 @@ std::vector<KeySpec> make_fixed_schema() {
       I("optim.warmup_steps", 0, kBig, FIELD(optim.warmup_steps), "linear warmup steps"),
       E("optim.schedule", {"cosine", "wsd", "constant"}, FIELD(optim.schedule), "learning-rate schedule"),
       R("optim.grad_clip", 0, 1e6, false, FIELD(optim.grad_clip), "gradient norm clip; 0 disables"),
-      I("train.steps", 1, kBig, FIELD(train.steps), "optimizer steps"),
+      I("train.steps", 0, kBig, FIELD(train.steps), "optimizer steps; 0 only with train.init_from (evaluate a converted model)"),
       I("train.batch_size", 1, 1 << 20, FIELD(train.batch_size), "sequences per micro-batch"),
       I("train.seq_len", 1, 1 << 20, FIELD(train.seq_len), "tokens per training sequence"),
       I("train.grad_accum", 1, 1 << 16, FIELD(train.grad_accum), "micro-batches per step"),
@@ -139,6 +139,8 @@ std::vector<KeySpec> make_fixed_schema() {
       B("train.cuda_graph", FIELD(train.cuda_graph), "capture the training step in a CUDA graph"),
       I("train.threads", 0, 1024, FIELD(train.threads), "CPU intra-op threads; 0: LibTorch's default"),
       R("train.peak_tflops", 0, 1e6, false, FIELD(train.peak_tflops), "device peak TFLOP/s for MFU; 0: from the device table"),
+      S("train.init_from", FIELD(train.init_from),
+        "a trained run directory to start from, its weights converted to this attention (attnlab convert); '': random init"),
   };
 }
 #undef FIELD

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <limits>
+#include <numeric>
 #include <optional>
 
 #include "config/node.h"
@@ -34,6 +35,7 @@
 #include "runtime/autocast.h"
 #include "runtime/device.h"
 #include "train/checkpoint.h"
+#include "train/init_from.h"
 #include "train/mfu.h"
 #include "train/model_info.h"
 #include "train/optimizer.h"
@@ -239,12 +241,14 @@ TrainOutcome train_run(const TrainRequest& request) {
   // Resume from the newest verified checkpoint the record lists, or start fresh.
   const std::string identity = config_identity(cfg);
   CheckpointState state;
+  bool resumed = false;
   RunLog log(run_file);
   if (run_dir.has_record()) {
     log = RunLog::load(run_file);
     check_same_tokenizer(log, request.run_dir, dataset);
     if (const auto checkpoint = run_dir.reconcile(log)) {
       state = load_checkpoint(*checkpoint, *model, *optimizer);
+      resumed = true;
       if (!state.config_sha256.empty() && state.config_sha256 != identity)
         throw_user_error("run.name", "",
                          fmt::format("checkpoint {} was written by another config than this run's; pass --restart to "
@@ -260,6 +264,23 @@ TrainOutcome train_run(const TrainRequest& request) {
     write_model_attrs(log, *model, cfg);
     save_data_provenance(log, request.run_dir, cfg, dataset);
     log.add_event({0, "start", fmt::format("training on {}", device_description(device))});
+  }
+  // train.init_from: a run that starts (not one that resumes) from another
+  // run's weights, converted to this run's attention.
+  if (!cfg.train.init_from.empty() && !resumed) {
+    const auto init = initialise_from_run(model, cfg.train.init_from);
+    const double energy = std::accumulate(init.report.energy_kept.begin(), init.report.energy_kept.end(), 0.0) /
+                          static_cast<double>(std::max<size_t>(1, init.report.energy_kept.size()));
+    log.set_attr("/model", "converted_from", cfg.train.init_from);
+    log.set_attr("/model", "converted_from_checkpoint", init.checkpoint.filename().string());
+    log.set_attr("/model", "converted_from_sha256", init.checkpoint_sha256);
+    log.set_attr("/model", "converted_kv_rank", init.report.kv_rank);
+    log.set_attr("/model", "converted_full_rank", init.report.full_rank);
+    log.set_attr("/model", "converted_energy_kept", energy);
+    log.add_event({0, "convert", fmt::format("started from {} ({}), converted to MLA at kv_rank {} of {} (joint SVD "
+                                             "keeps {:.4f} of the squared singular values, mean over layers)",
+                                             cfg.train.init_from, init.checkpoint.filename().string(),
+                                             init.report.kv_rank, init.report.full_rank, energy)});
   }
   state.config_sha256 = identity;  // every checkpoint says which config wrote it
   // The kernel this device runs (a resumed run may have moved to another device).
