@@ -216,9 +216,9 @@ int run(const EvalArgs& args) {
   // A quantized cache is always read (eval::forward_in_chunks): a window no
   // longer than a chunk then runs as one chunk through the cache.
   const auto cache_format = model::parse_cache_format(cfg.model.attention.cache_dtype);
-  fmt::print("evaluating {} (step {}) with {} | chunks of {} tokens through the KV cache ({}){}{}\n", run_dir.string(),
-             step, describe_position(cfg.model.position), options.chunk, cache_format.name,
-             cache_format.scaled ? "" : " (a window of at most one chunk runs without a cache)",
+  fmt::print("evaluating {} (step {}) with {} | chunks of {} tokens, {} KV cache {}{}\n", run_dir.string(), step,
+             describe_position(cfg.model.position), options.chunk, cache_format.name,
+             cache_format.scaled ? "(read by every chunk)" : "(used when a window spans more than one chunk)",
              args.decode.empty() ? "" : fmt::format(", {} decode", args.decode));
   // A synthetic run has no text to score: it is evaluated by its recall task.
   const bool synthetic = cfg.data.kind == "synthetic";

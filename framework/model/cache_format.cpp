@@ -77,6 +77,8 @@ CacheFormat parse_cache_format(const std::string& name) {
 Quantized quantize(const torch::Tensor& x, const CacheFormat& format) {
   if (!format.scaled) throw Error(fmt::format("quantize: cache format {} is not quantized", format.name));
   auto x_f = x.to(torch::kFloat32);
+  if (x.size(-1) == 0)  // no elements to scale (amax over an empty dim is an error)
+    return {x_f.to(format.storage), torch::ones(x.sizes().slice(0, x.dim() - 1), x_f.options().dtype(format.scale_dtype))};
   // One scale per vector along the last dim, computed in fp32 and then
   // rounded to fp16; the values are divided by the rounded scale, so that
   // dequantizing with the stored scale is consistent with what was stored.

@@ -131,7 +131,7 @@ TEST_CASE("eval attention.cache_dtype=int8 scores through a quantized cache and 
   auto int8 = run_cli("eval " + run.string() + " attention.cache_dtype=int8 --context 32 --tokens 256");
   INFO(int8.output);
   REQUIRE(int8.exit_code == 0);
-  CHECK_THAT(int8.output, Catch::Contains("through the KV cache (int8)"));
+  CHECK_THAT(int8.output, Catch::Contains("int8 KV cache (read by every chunk)"));
   auto fp8 = run_cli("eval " + run.string() + " attention.cache_dtype=fp8_e4m3 --context 32 --tokens 256 --chunk 1");
   REQUIRE(fp8.exit_code == 0);
   auto log = RunLog::load(file);
