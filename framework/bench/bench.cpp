@@ -182,10 +182,12 @@ std::vector<KvFigures> bench_kv(const RunConfig& cfg, int64_t batch, int64_t len
     KvFigures f;
     f.variant = m.attention.kind;
     f.label = label;
-    const int64_t dtype_bytes = static_cast<int64_t>(c10::elementSize(parse_dtype(m.attention.cache_dtype,
-                                                                                   "attention.cache_dtype")));
+    const auto format = model::parse_cache_format(m.attention.cache_dtype);
     if (entry.declares("n_kv_heads")) f.n_kv_heads = m.attention.integer("n_kv_heads");
-    f.formula_bytes = entry.cache_elements(m) * m.n_layers * dtype_bytes;
+    // The paper formulas count elements; a quantized cache's scales (one per
+    // vector of each layer's layout) are counted beside them.
+    f.formula_bytes = entry.cache_elements(m) * m.n_layers * format.storage_bytes();
+    for (const auto& l : model->cache_layouts()) f.scale_bytes += l.scale_bytes_per_token(format);
     f.layout_bytes = model->kv_bytes_per_token();
     // The cache's tensors, allocated for exactly `length` tokens and filled by the prefill.
     f.measured_bytes = static_cast<double>(cache.bytes()) / static_cast<double>(batch * cache.length());

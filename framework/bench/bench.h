@@ -54,9 +54,10 @@ struct KvFigures {
   std::string variant;            // attention.kind
   std::string label;              // as `attnlab kv` names the row: "gqa (K=2)", "mla absorbed"
   int64_t n_kv_heads = 0;         // attention.n_kv_heads where the variant has it
-  // Per token, summed over layers, in the cache dtype:
-  int64_t formula_bytes = 0;      // the variant's paper formula (AttentionVariant::cache_elements) times L and the dtype size
-  int64_t layout_bytes = 0;       // model.kv_bytes_per_token(): what the attention declares it caches
+  // Per token, summed over layers, in the cache format:
+  int64_t formula_bytes = 0;      // the variant's paper formula (AttentionVariant::cache_elements) times L and the storage size
+  int64_t scale_bytes = 0;        // a quantized cache's fp16 scales, one per vector of each layer's layout (else 0)
+  int64_t layout_bytes = 0;       // model.kv_bytes_per_token(): what the attention declares it caches, scales included
   double measured_bytes = 0.0;    // bytes of a real cache's tensors after a prefill of batch x length tokens, per token
 };
 

@@ -142,7 +142,7 @@ MlaExplanation explain_mla(const RunConfig& cfg) {
   // (1) What each design caches per token per layer: the registry's layouts
   // (the same objects a KvCache allocates from), in the config's cache dtype.
   const auto& mla = model::attention_entry("mla");
-  const auto dtype = model::parse_cache_dtype(m.attention.cache_dtype);
+  const auto format = model::parse_cache_format(m.attention.cache_dtype);  // scales included when quantized
   auto absorbed_cfg = m, naive_cfg = m;
   absorbed_cfg.attention.set("decode", "absorbed");
   naive_cfg.attention.set("decode", "naive");
@@ -156,9 +156,9 @@ MlaExplanation explain_mla(const RunConfig& cfg) {
   e.mha_elements = mha_layout.elements_per_token();
   e.naive_elements = naive_layout.elements_per_token();
   e.absorbed_elements = absorbed_layout.elements_per_token();
-  e.mha_bytes = mha_layout.bytes_per_token(dtype);
-  e.naive_bytes = naive_layout.bytes_per_token(dtype);
-  e.absorbed_bytes = absorbed_layout.bytes_per_token(dtype);
+  e.mha_bytes = mha_layout.bytes_per_token(format);
+  e.naive_bytes = naive_layout.bytes_per_token(format);
+  e.absorbed_bytes = absorbed_layout.bytes_per_token(format);
   e.absorbed_formula = mla.cache_elements(absorbed_cfg);
   e.mha_over_absorbed = static_cast<double>(e.mha_elements) / static_cast<double>(e.absorbed_elements);
 

@@ -28,13 +28,14 @@ ModelConfig heads_shape(const std::string& kind, int64_t n_layers, int64_t n_hea
   return c;
 }
 
-KvRow row(const std::string& name, const CacheLayout& layout, const ModelConfig& c, torch::ScalarType dtype) {
+KvRow row(const std::string& name, const CacheLayout& layout, const ModelConfig& c, const model::CacheFormat& format) {
   KvRow r;
   r.variant = name;
   r.parts = layout.describe();
   r.elements_per_layer = layout.elements_per_token();
   r.elements_per_token = r.elements_per_layer * c.n_layers;
-  r.bytes_per_token = layout.bytes_per_token(dtype) * c.n_layers;
+  r.bytes_per_token = layout.bytes_per_token(format) * c.n_layers;
+  r.scale_bytes_per_token = layout.scale_bytes_per_token(format) * c.n_layers;
   r.ratio_to_mha = 0.0;
   return r;
 }
@@ -42,15 +43,16 @@ KvRow row(const std::string& name, const CacheLayout& layout, const ModelConfig&
 }  // namespace
 
 KvTable kv_table(const ModelConfig& config) {
-  const auto dtype = model::parse_cache_dtype(config.attention.cache_dtype);
+  const auto format = model::parse_cache_format(config.attention.cache_dtype);
   KvTable t;
   t.n_layers = config.n_layers;
   t.cache_dtype = config.attention.cache_dtype;
+  t.scaled = format.scaled;
   t.title = fmt::format("KV cache per token: {} layers, d_model {}, {} heads of {}, cache {}", config.n_layers,
                         config.d_model, config.n_heads, config.resolved_head_dim(), config.attention.cache_dtype);
   // Each variant says which rows it shows at this shape (gqa its K, mla both decode paths, ...).
   for (const auto& entry : model::attention_registry())
-    for (const auto& [label, c] : entry.kv_rows(config)) t.rows.push_back(row(label, entry.layout(c), c, dtype));
+    for (const auto& [label, c] : entry.kv_rows(config)) t.rows.push_back(row(label, entry.layout(c), c, format));
   const double mha = static_cast<double>(t.rows.front().elements_per_layer);
   for (auto& r : t.rows) r.ratio_to_mha = mha / static_cast<double>(r.elements_per_layer);
   return t;
@@ -64,7 +66,10 @@ std::vector<DecodeCost> mla_decode_costs(const ModelConfig& config, int64_t cont
                r = static_cast<double>(o.rope_dim), v = static_cast<double>(o.v_dim),
                cr = static_cast<double>(o.kv_rank), dq = static_cast<double>(o.q_rank),
                d = static_cast<double>(o.d_model), l = static_cast<double>(context_len);
-  const double elem = static_cast<double>(c10::elementSize(model::parse_cache_dtype(c.attention.cache_dtype)));
+  const auto format = model::parse_cache_format(c.attention.cache_dtype);
+  // Weights are read in the cache dtype, or in bf16 beside a quantized cache
+  // (int8 or fp8 weights are no part of attnlab).
+  const double elem = static_cast<double>(format.scaled ? 2 : format.storage_bytes());
   // Weights every path reads once per token: query, W_DKV, W_UKV, W_O.
   const double w_q = dq > 0 ? d * dq + dq + dq * h * (n + r) : d * h * (n + r);
   const double w_kv_a = d * (cr + r) + cr, w_kv_b = cr * h * (n + v), w_o = h * v * d;
@@ -72,18 +77,25 @@ std::vector<DecodeCost> mla_decode_costs(const ModelConfig& config, int64_t cont
   const double common = 2 * (w_q + w_kv_a + w_o);
   const double attend_full = 2 * h * l * (n + r) + 2 * h * l * v;  // q·k over L keys, p·v over L values
 
-  const int64_t naive_elems = o.n_heads * (o.qk_dim() + o.v_dim), latent_elems = o.kv_rank + o.rope_dim;
+  // Cache bytes per token from MLA's own layouts in each decode mode (a
+  // quantized cache's scales included).
+  auto naive_c = c, absorbed_c = c;
+  naive_c.attention.set("decode", "naive");
+  absorbed_c.attention.set("decode", "absorbed");
+  const auto naive_layout = attention_entry("mla").layout(naive_c), latent_layout = attention_entry("mla").layout(absorbed_c);
+  const double naive_bytes = static_cast<double>(naive_layout.bytes_per_token(format)),
+               latent_bytes = static_cast<double>(latent_layout.bytes_per_token(format));
+  const int64_t naive_elems = naive_layout.elements_per_token(), latent_elems = latent_layout.elements_per_token();
   std::vector<DecodeCost> out;
   // naive: up-project only the new token, cache and read full k, v.
-  out.push_back({"naive", naive_elems, common + 2 * w_kv_b + attend_full,
-                 l * static_cast<double>(naive_elems) * elem, weights_bytes});
+  out.push_back({"naive", naive_elems, common + 2 * w_kv_b + attend_full, l * naive_bytes, weights_bytes});
   // naive-latent: cache the latent but re-expand all L tokens every step.
-  out.push_back({"naive-latent", latent_elems, common + 2 * w_kv_b * l + attend_full,
-                 l * static_cast<double>(latent_elems) * elem, weights_bytes});
+  out.push_back({"naive-latent", latent_elems, common + 2 * w_kv_b * l + attend_full, l * latent_bytes,
+                 weights_bytes});
   // absorbed: q~ = q_nope W_UK (2·H·d_n·C), scores over C+R, p·ckv over C, W_UV (2·H·C·d_v).
   out.push_back({"absorbed", latent_elems,
-                 common + 2 * h * n * cr + 2 * h * l * (cr + r) + 2 * h * l * cr + 2 * h * cr * v,
-                 l * static_cast<double>(latent_elems) * elem, weights_bytes});
+                 common + 2 * h * n * cr + 2 * h * l * (cr + r) + 2 * h * l * cr + 2 * h * cr * v, l * latent_bytes,
+                 weights_bytes});
   return out;
 }
 
@@ -114,12 +126,24 @@ std::string format_kv_table(const KvTable& t) {
     name_w = std::max(name_w, r.variant.size());
     parts_w = std::max(parts_w, r.parts.size());
   }
-  out += fmt::format("{:<{}} {:<{}} {:>12} {:>14} {:>14} {:>10}\n", "variant", name_w, "parts per token per layer",
-                     parts_w, "elem/layer", "elem/token", "bytes/token", "MHA/this");
-  for (const auto& r : t.rows)
-    out += fmt::format("{:<{}} {:<{}} {:>12} {:>14} {:>14} {:>9.1f}x\n", r.variant, name_w, r.parts, parts_w,
+  // A quantized cache adds a column: the fp16 scales inside bytes/token and their share.
+  out += fmt::format("{:<{}} {:<{}} {:>12} {:>14} {:>14} {:>10}{}\n", "variant", name_w, "parts per token per layer",
+                     parts_w, "elem/layer", "elem/token", "bytes/token", "MHA/this",
+                     t.scaled ? fmt::format(" {:>16}", "of which scales") : "");
+  for (const auto& r : t.rows) {
+    const std::string scales =
+        t.scaled ? fmt::format(" {:>16}", fmt::format("{} ({:.1f}%)", r.scale_bytes_per_token,
+                                                      100.0 * static_cast<double>(r.scale_bytes_per_token) /
+                                                          static_cast<double>(std::max<int64_t>(1, r.bytes_per_token))))
+                 : "";
+    out += fmt::format("{:<{}} {:<{}} {:>12} {:>14} {:>14} {:>9.1f}x{}\n", r.variant, name_w, r.parts, parts_w,
                        r.elements_per_layer, fmt::format("{} ({})", r.elements_per_token, short_count(r.elements_per_token)),
-                       r.bytes_per_token, r.ratio_to_mha);
+                       r.bytes_per_token, r.ratio_to_mha, scales);
+  }
+  if (t.scaled)
+    out += fmt::format("bytes/token count {} values plus one fp16 scale per vector along each part's last dim "
+                       "(per token per head); MHA/this compares elements\n",
+                       t.cache_dtype);
   return out;
 }
 

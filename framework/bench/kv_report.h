@@ -19,14 +19,16 @@ struct KvRow {
   std::string parts;            // per token per layer, e.g. "ckv[512] + krope[64]"
   int64_t elements_per_layer;   // per token, one layer
   int64_t elements_per_token;   // per token, all layers
-  int64_t bytes_per_token;      // elements_per_token times the cache dtype size
+  int64_t bytes_per_token;      // elements_per_token times the storage size, plus scales (int8, fp8_e4m3)
+  int64_t scale_bytes_per_token;  // of which quantization scales (0 for fp32, bf16, fp16)
   double ratio_to_mha;          // MHA's elements / this variant's (57 for DeepSeek-V2's MLA)
 };
 
 struct KvTable {
   std::string title;
   int64_t n_layers = 0;
-  std::string cache_dtype;      // fp32 | bf16 | fp16
+  std::string cache_dtype;      // attention.cache_dtype: fp32 | bf16 | fp16 | int8 | fp8_e4m3
+  bool scaled = false;          // a quantized format: the table shows the scales' share
   std::vector<KvRow> rows;      // MHA first
 };
 

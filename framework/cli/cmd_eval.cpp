@@ -1,11 +1,14 @@
-// `attnlab eval RUN_DIR [position overrides] [--context L1,L2,...] [--decode naive|absorbed]`:
-// perplexity and bits per byte against context length on the validation split,
-// written into the run's run.h5 as /eval/context rows keyed by their settings.
+// `attnlab eval RUN_DIR [position.* | attention.cache_dtype overrides] [--context L1,L2,...]
+// [--decode naive|absorbed]`: perplexity and bits per byte against context
+// length on the validation split, written into the run's run.h5 as
+// /eval/context rows keyed by their settings (the cache format among them).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <variant>
 
 #include "cli/commands.h"
 #include "cli/run_dir.h"
@@ -17,6 +20,7 @@
 #include "eval/recall.h"
 #include "model/attention/attention.h"
 #include "model/attention/registry.h"
+#include "model/cache_format.h"
 #include "results/run_log.h"
 
 namespace attnlab::cli {
@@ -44,6 +48,7 @@ const std::vector<std::string> kPositionKinds{"none", "learned", "alibi", "rope"
 const std::vector<std::string> kPositionDims{"first", "high", "low", "uniform"};
 const std::vector<std::string> kDecodeModes{"full", "naive", "absorbed"};
 const std::vector<std::string> kRecallTasks{"passkey-text", "passkey", "mqar"};
+const std::vector<std::string> kCacheFormats = model::cache_format_names();
 
 double code_of(const std::vector<std::string>& table, const std::string& name) {
   for (size_t i = 0; i < table.size(); ++i)
@@ -70,6 +75,7 @@ std::map<std::string, double> settings_of(const RunConfig& c, const EvalArgs& ar
           {"context", static_cast<double>(context)},
           {"chunk", static_cast<double>(chunk)},
           {"decode", code_of(kDecodeModes, args.decode.empty() ? "full" : args.decode)},
+          {"cache_dtype", code_of(kCacheFormats, c.model.attention.cache_dtype)},
           {"token_budget", static_cast<double>(args.tokens)},
           {"position_kind", code_of(kPositionKinds, p.kind)},
           {"rope_theta", p.theta},
@@ -94,6 +100,18 @@ void remove_same_settings(results::RunLog& log, const std::string& series, const
     }
     return true;
   });
+}
+
+// Rows written before eval recorded the cache format were evaluated in the
+// run's trained attention.cache_dtype (no override could change it then),
+// which /model kv_dtype records ("fp32", "bf16" or "fp16").
+void record_cache_dtype_of_old_rows(results::RunLog& log) {
+  const auto* kv_dtype = log.attr("/model", "kv_dtype");
+  std::string trained = kv_dtype && std::holds_alternative<std::string>(*kv_dtype) ? std::get<std::string>(*kv_dtype)
+                                                                                 : "fp32";
+  if (std::find(kCacheFormats.begin(), kCacheFormats.end(), trained) == kCacheFormats.end()) trained = "fp32";
+  for (const char* series : {"eval/context", "eval/recall"})
+    log.add_column(series, "cache_dtype", code_of(kCacheFormats, trained));
 }
 
 std::string describe_position(const PositionConfig& p) {
@@ -195,8 +213,12 @@ int run(const EvalArgs& args) {
   };
 
   const int64_t step = checkpoint_step(loaded.checkpoint);
-  fmt::print("evaluating {} (step {}) with {} | chunks of {} tokens{}\n", run_dir.string(), step,
-             describe_position(cfg.model.position), options.chunk,
+  // A quantized cache is always read (eval::forward_in_chunks): a window no
+  // longer than a chunk then runs as one chunk through the cache.
+  const auto cache_format = model::parse_cache_format(cfg.model.attention.cache_dtype);
+  fmt::print("evaluating {} (step {}) with {} | chunks of {} tokens, {} KV cache {}{}\n", run_dir.string(), step,
+             describe_position(cfg.model.position), options.chunk, cache_format.name,
+             cache_format.scaled ? "(read by every chunk)" : "(used when a window spans more than one chunk)",
              args.decode.empty() ? "" : fmt::format(", {} decode", args.decode));
   // A synthetic run has no text to score: it is evaluated by its recall task.
   const bool synthetic = cfg.data.kind == "synthetic";
@@ -227,6 +249,7 @@ int run(const EvalArgs& args) {
   // Read the file again right before writing: rows from other evaluations
   // stay, rows with these settings are replaced, training curves are untouched.
   auto log = results::RunLog::load(run_file);
+  record_cache_dtype_of_old_rows(log);
   for (const auto& r : rows) {
     auto key = settings_of(cfg, args, step, options.chunk, r.context);
     remove_same_settings(log, "eval/context", key);
@@ -257,11 +280,13 @@ int run(const EvalArgs& args) {
     log.set_attr("/eval/recall", "task_codes", join(kRecallTasks));
     log.set_attr("/eval/recall", "scaling_kind_codes", join(kScalingKinds));
     log.set_attr("/eval/recall", "decode_codes", join(kDecodeModes));
+    log.set_attr("/eval/recall", "cache_dtype_codes", join(kCacheFormats));
   }
   log.set_attr("/eval/context", "position_kind_codes", join(kPositionKinds));
   log.set_attr("/eval/context", "rope_dims_codes", join(kPositionDims));
   log.set_attr("/eval/context", "scaling_kind_codes", join(kScalingKinds));
   log.set_attr("/eval/context", "decode_codes", join(kDecodeModes));
+  log.set_attr("/eval/context", "cache_dtype_codes", join(kCacheFormats));
   log.commit();
   fmt::print("wrote {} rows to {}:/eval/context{}\n", rows.size(), run_file.string(),
              cells.empty() ? "" : fmt::format(" and {} to /eval/recall", cells.size()));
@@ -276,8 +301,9 @@ void add_eval(CLI::App& app, Action& action) {
       "eval", "Evaluate a run: perplexity and bits per byte against context length, into its run.h5 (/eval/context)");
   cmd->add_option("run_dir", args->run_dir, "A run directory (results/<name>[/<run id>])")->required();
   cmd->add_option("overrides", args->overrides,
-                  "position.* overrides applied at evaluation only, e.g. position.scaling.kind=yarn "
-                  "position.scaling.factor=4");
+                  "position.* and attention.cache_dtype overrides applied at evaluation only, e.g. "
+                  "position.scaling.kind=yarn position.scaling.factor=4, or attention.cache_dtype=int8 (a quantized "
+                  "cache is read even when a window fits in one chunk)");
   cmd->add_option("--context", args->context, "Context lengths, comma-separated (default: train.seq_len x 1,2,4,8)")
       ->delimiter(',')
       ->check(CLI::PositiveNumber);

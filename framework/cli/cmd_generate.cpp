@@ -1,11 +1,13 @@
-// `attnlab generate RUN_DIR --prompt TEXT [--decode naive|absorbed]`: decode
-// from a trained run with a KV cache, reporting the bytes the cache allocated.
+// `attnlab generate RUN_DIR [attention.cache_dtype=...] --prompt TEXT [--decode naive|absorbed]`:
+// decode from a trained run with a KV cache, reporting the bytes the cache allocated.
 #include <fmt/format.h>
 #include <torch/utils.h>
 
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/run_dir.h"
@@ -17,6 +19,7 @@ namespace attnlab::cli {
 namespace {
 struct GenerateArgs {
   std::string run_dir;
+  std::vector<std::string> overrides;  // attention.cache_dtype (and position.*), as eval takes them
   std::string prompt;
   std::string decode;
   std::string device = "auto";
@@ -24,7 +27,7 @@ struct GenerateArgs {
 };
 
 int run(const GenerateArgs& args) {
-  auto loaded = load_run(args.run_dir, args.device, /*with_data=*/false);
+  auto loaded = load_run(args.run_dir, args.device, /*with_data=*/false, args.overrides);
   if (!args.decode.empty()) {
     loaded.model->set_decode(model::parse_decode(args.decode));
   }
@@ -47,8 +50,8 @@ int run(const GenerateArgs& args) {
   std::vector<int64_t> out(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
   fmt::print("{}\n", loaded.tokenizer->decode(out));
   std::fflush(stdout);  // the text first, then the stats line on stderr
-  fmt::print(stderr, "[{} tokens in {:.2f} s | weights {} | KV cache allocated {} bytes]\n", result.n_generated, secs,
-             loaded.checkpoint.filename().string(), result.cache_bytes);
+  fmt::print(stderr, "[{} tokens in {:.2f} s | weights {} | {} KV cache allocated {} bytes]\n", result.n_generated,
+             secs, loaded.checkpoint.filename().string(), loaded.config.model.attention.cache_dtype, result.cache_bytes);
   return 0;
 }
 }  // namespace
@@ -57,6 +60,9 @@ void add_generate(CLI::App& app, Action& action) {
   auto args = std::make_shared<GenerateArgs>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a trained run (prefill, then cached decode)");
   cmd->add_option("run_dir", args->run_dir, "A run directory (results/<name>[/<run id>])")->required();
+  cmd->add_option("overrides", args->overrides,
+                  "attention.cache_dtype (e.g. attention.cache_dtype=int8) and position.* overrides for this "
+                  "generation only");
   cmd->add_option("--prompt", args->prompt, "Text to continue")->required();
   cmd->add_option("--decode", args->decode, "MLA decode path (default: the run's attention.decode)")
       ->check(CLI::IsMember({"naive", "absorbed"}));

@@ -55,10 +55,11 @@ void apply_eval_overrides(config::Node& root, const std::vector<std::string>& te
   for (const auto& o : config::parse_overrides(texts)) {
     if (o.op != config::OverrideOp::Set || o.is_sweep() || !o.value) {
       problems.push_back({o.key, o.origin, "evaluation takes plain key=value overrides (no sweeps, +, ++ or ~)"});
-    } else if (!o.key.starts_with("position.") || o.key == "position.kind") {
+    } else if ((!o.key.starts_with("position.") || o.key == "position.kind") && o.key != "attention.cache_dtype") {
       problems.push_back({o.key, o.origin,
-                          "only position settings (position.theta, position.scaling.*, ...) can change at "
-                          "evaluation; the trained weights fix the rest, including position.kind"});
+                          "only position settings (position.theta, position.scaling.*, ...) and "
+                          "attention.cache_dtype can change at evaluation; the trained weights fix the rest, "
+                          "including position.kind"});
     } else if (!config::find_key(o.key)) {
       problems.push_back({o.key, o.origin, fmt::format("no such key (did you mean '{}'?)", config::suggest_key(o.key))});
     } else {

@@ -26,8 +26,9 @@ struct LoadedRun {
 // no saved tokenizer, or a tokenizer whose hash differs from run.h5's; also
 // when the prepared data was tokenized by another tokenizer. `overrides`
 // change the run's config before the model is built; only position.*
-// settings (not position.kind) may change, since the weights fix everything
-// else (`eval` applies RoPE scaling at evaluation time this way).
+// settings (not position.kind) and attention.cache_dtype may change, since the
+// weights fix everything else (`eval` applies RoPE scaling at evaluation time
+// this way, and `eval`/`generate` decode through an int8 or fp8 cache).
 LoadedRun load_run(const std::filesystem::path& run_dir, const std::string& device, bool with_data = true,
                    const std::vector<std::string>& overrides = {});
 

@@ -38,7 +38,7 @@ struct PositionConfig {
 // name, so adding a variant never touches this struct.
 struct AttentionConfig {
   std::string kind = "mha";             // registry key
-  std::string cache_dtype = "fp32";     // fp32 | bf16 | fp16
+  std::string cache_dtype = "fp32";     // fp32 | bf16 | fp16 | int8 | fp8_e4m3 (model/cache_format.h)
   std::string backend = "auto";         // inner attention: auto | math | sdpa
   std::map<std::string, int64_t> ints;        // the variants' integer options, by key
   std::map<std::string, std::string> words;   // the variants' enum options, by key

@@ -93,7 +93,9 @@ std::vector<KeySpec> make_fixed_schema() {
       I("model.kv_share", 1, 1024, FIELD(model.kv_share),
         "cross-layer KV sharing (CLA): the first of every N layers computes the cached state, the others read it"),
       E("attention.kind", attention_kinds(), FIELD(model.attention.kind), "attention design (the variants: config/attention_list.h)"),
-      E("attention.cache_dtype", {"fp32", "bf16", "fp16"}, FIELD(model.attention.cache_dtype), "KV-cache storage dtype"),
+      // The same names as model::cache_formats() (this library has no LibTorch; a unit test keeps them equal).
+      E("attention.cache_dtype", {"fp32", "bf16", "fp16", "int8", "fp8_e4m3"}, FIELD(model.attention.cache_dtype),
+        "KV-cache storage; int8 and fp8_e4m3 add an fp16 scale per token per head"),
       E("attention.backend", {"auto", "math", "sdpa"}, FIELD(model.attention.backend), "inner attention kernel"),
       E("position.kind", {"none", "learned", "alibi", "rope"}, FIELD(model.position.kind), "position encoding"),
       R("position.theta", 1, kBig, false, FIELD(model.position.theta), "RoPE base"),

@@ -32,10 +32,14 @@ std::vector<int64_t> window_starts(int64_t size, int64_t span, int64_t n) {
 int64_t forward_in_chunks(model::TransformerLM& model, const torch::Tensor& inputs_BT, int64_t chunk,
                           const std::function<void(const torch::Tensor&, int64_t, int64_t)>& on_chunk) {
   const int64_t length = inputs_BT.size(1);
-  if (chunk <= 0 || chunk >= length) {
+  // A plain cache only stores what attention computed anyway; a quantized one
+  // rounds it, so skipping it would score a model the user did not ask for.
+  const bool quantized = model::parse_cache_format(model->config().attention.cache_dtype).scaled;
+  if (!quantized && (chunk <= 0 || chunk >= length)) {
     on_chunk(model->forward(inputs_BT), 0, length);
     return 0;
   }
+  if (chunk <= 0 || chunk >= length) chunk = length;
   auto cache = model->make_cache(inputs_BT.size(0), length);
   for (int64_t from = 0; from < length; from += chunk) {
     const int64_t n = std::min(chunk, length - from);

@@ -21,7 +21,8 @@
 namespace attnlab::eval {
 
 struct ContextOptions {
-  int64_t chunk = 0;             // tokens per forward; 0: the whole window in one forward (no cache)
+  int64_t chunk = 0;             // tokens per forward; 0: the whole window in one forward (no cache,
+                                 // unless attention.cache_dtype is quantized: see forward_in_chunks)
   int64_t tokens = 16384;        // scored tokens per length (windows = ceil(tokens / L), at least 1)
   int64_t batch = 8;             // windows per forward
   torch::Device device = torch::kCPU;
@@ -38,12 +39,15 @@ struct ContextRow {
   int64_t tail_from = 0;      // positions >= tail_from form the tail
   double tail_loss = 0.0;     // mean nats per token over the tail positions
   double tail_ppl = 0.0;
-  int64_t cache_bytes = 0;    // KV cache allocated per forward batch (0 without chunking)
+  int64_t cache_bytes = 0;    // KV cache allocated per forward batch, scales included (0 without a cache)
 };
 
 // Runs inputs_BT through the model `chunk` tokens at a time through a KV cache
-// (chunk <= 0 or >= T: one forward without a cache), calling
-// on_chunk(logits_BCV, from, n) for each; returns the cache bytes allocated.
+// in the model's attention.cache_dtype (chunk <= 0 or >= T: one forward without
+// a cache), calling on_chunk(logits_BCV, from, n) for each; returns the cache
+// bytes allocated. A quantized cache (int8, fp8_e4m3) changes what attention
+// reads, so with one the window always goes through the cache (chunk <= 0 or
+// >= T: one chunk of T tokens through it).
 int64_t forward_in_chunks(model::TransformerLM& model, const torch::Tensor& inputs_BT, int64_t chunk,
                           const std::function<void(const torch::Tensor&, int64_t, int64_t)>& on_chunk);
 

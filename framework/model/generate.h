@@ -19,7 +19,7 @@ struct GenerateOptions {
   double top_p = 1.0;         // keep the smallest set with this much probability; 1: all
   int64_t stop_token = -1;    // a row stops after emitting it; < 0: never
   uint64_t seed = 0;          // sampling generator seed (sampling runs on the CPU)
-  std::optional<torch::ScalarType> cache_dtype;  // default: attention.cache_dtype
+  std::optional<CacheFormat> cache_dtype;  // default: attention.cache_dtype (fp32 ... int8, fp8_e4m3)
 };
 
 struct GenerateResult {

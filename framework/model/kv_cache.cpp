@@ -15,14 +15,31 @@ int64_t CachePart::elements() const {
   return n;
 }
 
+int64_t CachePart::vectors() const {
+  if (shape.empty()) return 0;  // no last dim to scale along (LayerCache refuses it when quantized)
+  int64_t n = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) n *= shape[i];
+  return n;
+}
+
 int64_t CacheLayout::elements_per_token() const {
   int64_t n = 0;
   for (const auto& p : parts) n += p.elements();
   return n;
 }
 
-int64_t CacheLayout::bytes_per_token(torch::ScalarType dtype) const {
-  return elements_per_token() * static_cast<int64_t>(c10::elementSize(dtype));
+int64_t CacheLayout::vectors_per_token() const {
+  int64_t n = 0;
+  for (const auto& p : parts) n += p.vectors();
+  return n;
+}
+
+int64_t CacheLayout::bytes_per_token(const CacheFormat& format) const {
+  return elements_per_token() * format.storage_bytes() + scale_bytes_per_token(format);
+}
+
+int64_t CacheLayout::scale_bytes_per_token(const CacheFormat& format) const {
+  return vectors_per_token() * format.scale_bytes();
 }
 
 std::string CacheLayout::describe() const {
@@ -34,13 +51,22 @@ std::string CacheLayout::describe() const {
   return out.empty() ? "(nothing)" : out;
 }
 
-LayerCache::LayerCache(CacheLayout layout, int64_t batch, int64_t max_len, torch::ScalarType dtype,
+LayerCache::LayerCache(CacheLayout layout, int64_t batch, int64_t max_len, const CacheFormat& format,
                        torch::Device device)
-    : layout_(std::move(layout)), batch_(batch), max_len_(max_len), dtype_(dtype) {
+    : layout_(std::move(layout)), batch_(batch), max_len_(max_len), format_(format) {
   for (const auto& p : layout_.parts) {
     std::vector<int64_t> shape{batch, max_len};
     shape.insert(shape.end(), p.shape.begin(), p.shape.end());
-    storage_.push_back(torch::zeros(shape, torch::TensorOptions().dtype(dtype).device(device)));
+    storage_.push_back(torch::zeros(shape, torch::TensorOptions().dtype(format_.storage).device(device)));
+    if (format_.scaled) {
+      // A scale per vector along the part's last dim; a part without dims has
+      // no vector to scale (no layout declares one).
+      if (p.shape.empty())
+        throw Error(fmt::format("cache part '{}' has no dims: a {} cache scales vectors along the last dim", p.name,
+                                format_.name));
+      shape.pop_back();
+      scales_.push_back(torch::ones(shape, torch::TensorOptions().dtype(format_.scale_dtype).device(device)));
+    }
   }
 }
 
@@ -65,8 +91,18 @@ std::vector<torch::Tensor> LayerCache::append(const std::vector<torch::Tensor>& 
                                 length_, t, max_len_));
   std::vector<torch::Tensor> views;
   for (size_t i = 0; i < storage_.size(); ++i) {
-    storage_[i].narrow(1, length_, t).copy_(new_parts[i]);
-    views.push_back(storage_[i].narrow(1, 0, length_ + t));
+    if (!format_.scaled) {
+      storage_[i].narrow(1, length_, t).copy_(new_parts[i]);
+      views.push_back(storage_[i].narrow(1, 0, length_ + t));
+      continue;
+    }
+    // Quantize only the new tokens (their scales are theirs alone), then read
+    // everything back dequantized: no kernel here consumes int8 or fp8.
+    const auto q = quantize(new_parts[i], format_);
+    storage_[i].narrow(1, length_, t).copy_(q.values);
+    scales_[i].narrow(1, length_, t).copy_(q.scales);
+    views.push_back(dequantize(storage_[i].narrow(1, 0, length_ + t), scales_[i].narrow(1, 0, length_ + t),
+                               new_parts[i].scalar_type()));
   }
   length_ += t;
   return views;
@@ -75,13 +111,14 @@ std::vector<torch::Tensor> LayerCache::append(const std::vector<torch::Tensor>& 
 int64_t LayerCache::bytes() const {
   int64_t n = 0;
   for (const auto& s : storage_) n += s.numel() * static_cast<int64_t>(s.element_size());
+  for (const auto& s : scales_) n += s.numel() * static_cast<int64_t>(s.element_size());
   return n;
 }
 
 KvCache::KvCache(const std::vector<CacheLayout>& layouts, int64_t batch, int64_t max_len,
-                 torch::ScalarType dtype, torch::Device device) {
+                 const CacheFormat& format, torch::Device device) {
   layers_.reserve(layouts.size());
-  for (const auto& l : layouts) layers_.emplace_back(l, batch, max_len, dtype, device);
+  for (const auto& l : layouts) layers_.emplace_back(l, batch, max_len, format, device);
 }
 
 int64_t KvCache::length() const { return layers_.empty() ? 0 : layers_.front().length(); }
@@ -91,13 +128,6 @@ int64_t KvCache::bytes() const {
   int64_t n = 0;
   for (const auto& l : layers_) n += l.bytes();
   return n;
-}
-
-torch::ScalarType parse_cache_dtype(const std::string& name) {
-  if (name == "fp32") return torch::kFloat32;
-  if (name == "bf16") return torch::kBFloat16;
-  if (name == "fp16") return torch::kFloat16;
-  throw_user_error("attention.cache_dtype", "", fmt::format("'{}' is not one of fp32, bf16, fp16", name));
 }
 
 }  // namespace attnlab::model

@@ -128,19 +128,22 @@ int64_t TransformerLMImpl::kv_elements_per_token() const {
 }
 
 int64_t TransformerLMImpl::kv_bytes_per_token() const {
-  return kv_bytes_per_token(parse_cache_dtype(config_.attention.cache_dtype));
+  return kv_bytes_per_token(parse_cache_format(config_.attention.cache_dtype));
 }
 
-int64_t TransformerLMImpl::kv_bytes_per_token(torch::ScalarType dtype) const {
-  return kv_elements_per_token() * static_cast<int64_t>(c10::elementSize(dtype));
+int64_t TransformerLMImpl::kv_bytes_per_token(const CacheFormat& format) const {
+  // Per layer: a quantized format's scales depend on each layout's vectors.
+  int64_t n = 0;
+  for (const auto& l : cache_layouts()) n += l.bytes_per_token(format);
+  return n;
 }
 
 KvCache TransformerLMImpl::make_cache(int64_t batch, int64_t max_len) const {
-  return make_cache(batch, max_len, parse_cache_dtype(config_.attention.cache_dtype));
+  return make_cache(batch, max_len, parse_cache_format(config_.attention.cache_dtype));
 }
 
-KvCache TransformerLMImpl::make_cache(int64_t batch, int64_t max_len, torch::ScalarType dtype) const {
-  return KvCache(cache_layouts(), batch, max_len, dtype, wte->weight.device());
+KvCache TransformerLMImpl::make_cache(int64_t batch, int64_t max_len, const CacheFormat& format) const {
+  return KvCache(cache_layouts(), batch, max_len, format, wte->weight.device());
 }
 
 void TransformerLMImpl::set_decode(DecodeMode mode) {

@@ -48,16 +48,17 @@ class TransformerLMImpl : public torch::nn::Module {
   int64_t n_params() const;
   int64_t n_params_attention() const;
 
-  // A cache for this model's layers, in attention.cache_dtype unless given,
-  // on the model's device. Allocate it after set_decode: layouts follow the mode.
+  // A cache for this model's layers, in attention.cache_dtype unless given
+  // (a plain dtype converts to its format), on the model's device. Allocate it
+  // after set_decode: layouts follow the mode.
   KvCache make_cache(int64_t batch, int64_t max_len) const;
-  KvCache make_cache(int64_t batch, int64_t max_len, torch::ScalarType dtype) const;
+  KvCache make_cache(int64_t batch, int64_t max_len, const CacheFormat& format) const;
   std::vector<CacheLayout> cache_layouts() const;
   // Per token, summed over layers (the run file's /model kv_* attributes);
-  // bytes in attention.cache_dtype unless given.
+  // bytes in attention.cache_dtype unless given, quantization scales included.
   int64_t kv_elements_per_token() const;
   int64_t kv_bytes_per_token() const;
-  int64_t kv_bytes_per_token(torch::ScalarType dtype) const;
+  int64_t kv_bytes_per_token(const CacheFormat& format) const;
 
   // MLA: switch naive/absorbed decoding without touching weights. A no-op
   // for grouped attention; absorbed with coupled RoPE is a UserError.

@@ -127,6 +127,17 @@ void RunLog::append(const std::string& series, const std::map<std::string, doubl
   for (const auto& [col, v] : row) cols[col].push_back(v);
 }
 
+void RunLog::add_column(const std::string& series, const std::string& name, double fill) {
+  auto it = series_.find(series);
+  if (it == series_.end() || it->second.empty() || it->second.contains(name)) return;
+  check_column_name(series, name);
+  if (series_.contains(series + "/" + name))
+    throw Error(fmt::format("run log: column '{}' of series '{}' collides with series '{}/{}'", name, series, series,
+                            name));
+  const size_t n = it->second.begin()->second.size();
+  it->second[name] = std::vector<double>(n, fill);
+}
+
 std::vector<double> RunLog::column(const std::string& series, const std::string& name) const {
   auto s = series_.find(series);
   if (s == series_.end()) return {};

@@ -64,6 +64,10 @@ class RunLog {
   // Appends one row to a series ("train", "eval", "eval/context", ...). Every
   // row of a series must have the same columns as its first row.
   void append(const std::string& series, const std::map<std::string, double>& row);
+  // Adds a column to a series that lacks it, every existing row holding
+  // `fill` (a setting that rows written before it existed had implicitly);
+  // nothing when the series is absent or already has the column.
+  void add_column(const std::string& series, const std::string& name, double fill);
   // The values of one column; empty when absent.
   std::vector<double> column(const std::string& series, const std::string& name) const;
   // Names of the columns of a series, sorted; empty when absent.

@@ -36,6 +36,7 @@ struct Trained {
   std::string scaling_kind = "none";
   double scaling_factor = 1.0;
   std::optional<double> theta;
+  std::string cache_dtype = "fp32";  // attention.cache_dtype
 };
 
 Trained trained_position(const std::filesystem::path& run_dir) {
@@ -49,27 +50,32 @@ Trained trained_position(const std::filesystem::path& run_dir) {
       t.scaling_factor = position["scaling"]["factor"].as<double>();
     }
     if (position["theta"]) t.theta = position["theta"].as<double>();
+    if (config["attention"] && config["attention"]["cache_dtype"])
+      t.cache_dtype = config["attention"]["cache_dtype"].as<std::string>();
   } catch (const YAML::Exception& e) {
     throw UserError(((run_dir / "config.yaml").string()) + ": cannot read the run's position settings: " + e.what());
   }
   return t;
 }
 
-// Whether row i of a series was evaluated with the run's own position settings.
+// Whether row i of a series was evaluated with the run's own position
+// settings and KV-cache format (rows from before eval recorded one: as trained).
 struct AsTrained {
-  std::vector<double> kind, factor, theta;
-  std::string kind_codes;
+  std::vector<double> kind, factor, theta, cache;
+  std::string kind_codes, cache_codes;
   Trained trained;
   bool operator()(size_t i) const {
     const std::string k = i < kind.size() ? name_of(kind_codes, kind[i]) : "none";
     return k == trained.scaling_kind && (k == "none" || (i < factor.size() && factor[i] == trained.scaling_factor)) &&
-           (!trained.theta || i >= theta.size() || theta[i] == *trained.theta);
+           (!trained.theta || i >= theta.size() || theta[i] == *trained.theta) &&
+           (i >= cache.size() || name_of(cache_codes, cache[i]) == trained.cache_dtype);
   }
 };
 
 AsTrained as_trained(const results::RunLog& log, const std::string& series, const Trained& trained) {
   return {log.column(series, "scaling_kind"), log.column(series, "scaling_factor"), log.column(series, "rope_theta"),
-          text_attr(log, "/" + series, "scaling_kind_codes"), trained};
+          log.column(series, "cache_dtype"),  text_attr(log, "/" + series, "scaling_kind_codes"),
+          text_attr(log, "/" + series, "cache_dtype_codes"), trained};
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 // through which path (the full forward, or MLA's cached naive or absorbed
 // decode). Rows evaluated with another scaling (`attnlab eval RUN
 // position.scaling.kind=yarn ...`) are separate experiments: they are listed
-// with as_trained false. Recall rows (/eval/recall) likewise.
+// with as_trained false, and so are rows scored through another KV-cache
+// format (`attnlab eval RUN attention.cache_dtype=int8`). Recall rows
+// (/eval/recall) likewise.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,7 @@ struct ContextRow {
   int64_t context = 0;
   double ppl = 0.0;
   std::string decode;       // full, naive or absorbed
-  bool as_trained = false;  // the run's own position settings
+  bool as_trained = false;  // the run's own position settings and cache format
 };
 
 struct RecallRow {

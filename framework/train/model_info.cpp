@@ -23,13 +23,17 @@ void write_model_attrs(results::RunLog& log, model::TransformerLMImpl& model, co
 
   // The cache the model's decode path really allocates (MLA: per decode mode),
   // summed over layers; per layer too, since plots compare variants per layer.
-  const auto dtype = model::parse_cache_dtype(m.attention.cache_dtype);
-  const int64_t bytes = model.kv_bytes_per_token(dtype);
+  // A quantized cache's bytes include its scales, which are also given apart.
+  const auto format = model::parse_cache_format(m.attention.cache_dtype);
+  const int64_t bytes = model.kv_bytes_per_token(format);
+  int64_t scale_bytes = 0;
+  for (const auto& l : model.cache_layouts()) scale_bytes += l.scale_bytes_per_token(format);
   log.set_attr("/model", "kv_elements_per_token", model.kv_elements_per_token());
   log.set_attr("/model", "kv_bytes_per_token", bytes);
+  log.set_attr("/model", "kv_scale_bytes_per_token", scale_bytes);
   log.set_attr("/model", "kv_bytes_per_token_per_layer", m.n_layers > 0 ? bytes / m.n_layers : 0);
   log.set_attr("/model", "kv_parts_per_layer", model.cache_layouts().front().describe());
-  log.set_attr("/model", "kv_dtype", dtype_name(dtype));
+  log.set_attr("/model", "kv_dtype", format.name);
 }
 
 std::string attention_kernel(const RunConfig& config, const torch::Device& device, torch::ScalarType dtype) {

@@ -28,18 +28,25 @@ attnlab::RunConfig config_of(std::vector<std::string> overrides) {
 TEST_CASE("bench kv: formula, layout and a real cache agree on bytes per token for every variant",
           "[bench][integration]") {
   // 8 heads of 24 dims (12 rotary pairs), 3 layers; MLA with its own widths.
-  for (const char* dtype : {"fp32", "bf16"}) {
+  for (const char* dtype : {"fp32", "bf16", "int8"}) {
     INFO(dtype);
     const auto cfg = config_of({"model.n_layers=3", "model.d_model=192", "model.n_heads=8", "attention=mla",
                                 "attention.kv_rank=40", "attention.rope_dim=8",
                                 std::string("attention.cache_dtype=") + dtype});
     const auto rows = attnlab::bench::bench_kv(cfg, 2, 16);
     REQUIRE(rows.size() == 7);  // mla first, then mha, gqa, mqa, gta, gla, tpa
-    const int64_t bytes = std::string(dtype) == "fp32" ? 4 : 2;
+    const bool int8 = std::string(dtype) == "int8";
+    const int64_t bytes = std::string(dtype) == "fp32" ? 4 : int8 ? 1 : 2;
     for (const auto& r : rows) {
       INFO(r.variant);
-      CHECK(r.layout_bytes == r.formula_bytes);
-      CHECK(r.measured_bytes == static_cast<double>(r.formula_bytes));
+      CHECK(r.scale_bytes == (int8 ? r.scale_bytes : 0));
+      CHECK(r.layout_bytes == r.formula_bytes + r.scale_bytes);
+      CHECK(r.measured_bytes == static_cast<double>(r.formula_bytes + r.scale_bytes));
+    }
+    // int8's fp16 scales, one per vector: MLA ckv[40] + krope[8] has 2, MHA k[8,24] + v[8,24] 16; 3 layers.
+    if (int8) {
+      CHECK(rows[0].scale_bytes == 2 * 3 * 2);
+      CHECK(rows[1].scale_bytes == 16 * 3 * 2);
     }
     // The closed forms, written out: MLA (40 + 8) x 3 layers; MHA 2 x 8 x 24 x 3; GQA 4 heads; MQA 1;
     // GTA 4 tied heads of 24 + a rotary key of 12; GLA two latents of 2 x 24 + the shape's d_r 8;

@@ -119,6 +119,48 @@ TEST_CASE("eval --decode absorbed scores MLA through the cached decode path at t
   CHECK(cache[1] < cache[2]);
 }
 
+TEST_CASE("eval attention.cache_dtype=int8 scores through a quantized cache and records the format",
+          "[cli][integration][eval][quant]") {
+  TempDir tmp;
+  auto run = train_tiny(tmp, "q", "");
+  const auto file = run / "run.h5";
+  auto plain = run_cli("eval " + run.string() + " --context 32 --tokens 256");
+  REQUIRE(plain.exit_code == 0);
+  // A window of train.seq_len fits one default chunk: fp32 runs it without a
+  // cache (cache bytes 0), int8 still goes through its cache.
+  auto int8 = run_cli("eval " + run.string() + " attention.cache_dtype=int8 --context 32 --tokens 256");
+  INFO(int8.output);
+  REQUIRE(int8.exit_code == 0);
+  CHECK_THAT(int8.output, Catch::Contains("int8 KV cache (read by every chunk)"));
+  auto fp8 = run_cli("eval " + run.string() + " attention.cache_dtype=fp8_e4m3 --context 32 --tokens 256 --chunk 1");
+  REQUIRE(fp8.exit_code == 0);
+  auto log = RunLog::load(file);
+  CHECK(log.column("eval/context", "cache_dtype") == std::vector<double>{0, 3, 4});  // fp32, int8, fp8_e4m3
+  CHECK_THAT(std::get<std::string>(*log.attr("/eval/context", "cache_dtype_codes")),
+             Catch::Contains("3=int8") && Catch::Contains("4=fp8_e4m3"));
+  const auto cache = log.column("eval/context", "cache_bytes");
+  const auto ppl = log.column("eval/context", "ppl");
+  CHECK(cache[0] == 0);
+  // tiny: 2 layers of k[4,32] + v[4,32] for 8 windows of 32 tokens: 256 int8 values and 8 fp16 scales per token per layer.
+  CHECK(cache[1] == 8 * 32 * 2 * (256 + 8 * 2));
+  CHECK(cache[2] == cache[1]);
+  CHECK(ppl[1] != ppl[0]);  // the cache really quantized
+  CHECK_THAT(ppl[1], Catch::WithinRel(ppl[0], 0.02));
+  CHECK_THAT(ppl[2], Catch::WithinRel(ppl[0], 0.05));
+  // The run's config is untouched, and generate takes the same override.
+  CHECK_THAT(bytes_of(run / "config.yaml"), Catch::Contains("cache_dtype: fp32"));
+  auto gen = run_cli("generate " + run.string() + " attention.cache_dtype=int8 --prompt 'In the' --max-new-tokens 4");
+  REQUIRE(gen.exit_code == 0);
+  CHECK_THAT(gen.output, Catch::Contains("int8 KV cache allocated"));
+
+  // A format that does not exist: exit 2 naming the key and the valid ones; nothing written.
+  const auto before_bad = bytes_of(file);
+  auto bad = run_cli("eval " + run.string() + " attention.cache_dtype=int4 --context 32 --tokens 64");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("attention.cache_dtype") && Catch::Contains("fp8_e4m3"));
+  CHECK(bytes_of(file) == before_bad);
+}
+
 TEST_CASE("eval at 8x the quickstart's training length stays under 2 GiB", "[cli][integration][eval]") {
   TempDir tmp;
   // The quickstart's model (tiny: 2 layers, d_model 128) at its training

@@ -88,7 +88,7 @@ TEST_CASE("cached decode token by token and chunked prefill equal the full forwa
 
 TEST_CASE("cache layouts follow DeepSeek-V2 Table 1 and the cache allocates exactly them", "[kv]") {
   auto variant = GENERATE(from_range(all_variants()));
-  auto dtype_name = GENERATE(as<std::string>{}, "fp32", "bf16", "fp16");
+  auto dtype_name = GENERATE(as<std::string>{}, "fp32", "bf16", "fp16", "int8", "fp8_e4m3");
   INFO(variant.name << " " << dtype_name);
   auto config = variant.config;
   config.attention.cache_dtype = dtype_name;
@@ -120,8 +120,22 @@ TEST_CASE("cache layouts follow DeepSeek-V2 Table 1 and the cache allocates exac
   torch::NoGradGuard no_grad;
   auto cache = lm->make_cache(3, 20);
   lm->forward(torch::randint(config.vocab_size, {3, 5}, torch::kLong), cache);
-  const auto dtype = parse_cache_dtype(dtype_name);
-  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype));
+  // Storage element sizes and scales written out here, not taken from CacheFormat.
+  const bool quantized = dtype_name == "int8" || dtype_name == "fp8_e4m3";
+  const auto storage_dtype = dtype_name == "fp32"   ? torch::kFloat32
+                             : dtype_name == "bf16" ? torch::kBFloat16
+                             : dtype_name == "fp16" ? torch::kFloat16
+                             : dtype_name == "int8" ? torch::kInt8
+                                                    : torch::kFloat8_e4m3fn;
+  const int64_t elem = dtype_name == "fp32" ? 4 : quantized ? 1 : 2;
+  // One fp16 scale per vector along each part's last dim: k[K,E] holds K vectors.
+  int64_t vectors = 0;
+  for (const auto& part : layout.parts) {
+    int64_t n = 1;
+    for (size_t d = 0; d + 1 < part.shape.size(); ++d) n *= part.shape[d];
+    vectors += n;
+  }
+  const int64_t scale_bytes = quantized ? vectors * 2 : 0;
   int64_t allocated = 0;
   for (int64_t l = 0; l < cache.n_layers(); ++l) {
     std::vector<torch::Tensor> empty;
@@ -130,15 +144,28 @@ TEST_CASE("cache layouts follow DeepSeek-V2 Table 1 and the cache allocates exac
       shape.insert(shape.end(), part.shape.begin(), part.shape.end());
       empty.push_back(torch::zeros(shape));
     }
-    for (const auto& view : cache.layer(l).append(empty)) {  // zero new tokens: views of what is cached
-      CHECK(view.scalar_type() == dtype);
+    // Zero new tokens: what is cached, as attention reads it (a quantized
+    // cache dequantizes into the new parts' dtype, here fp32).
+    for (const auto& view : cache.layer(l).append(empty)) {
+      CHECK(view.scalar_type() == (quantized ? torch::kFloat32 : storage_dtype));
       CHECK(view.size(1) == 5);
-      allocated += static_cast<int64_t>(view.storage().nbytes());
+    }
+    for (size_t i = 0; i < layout.parts.size(); ++i) {
+      const auto& stored = cache.layer(l).storage(i);
+      CHECK(stored.scalar_type() == storage_dtype);
+      allocated += static_cast<int64_t>(stored.storage().nbytes());
+      if (quantized) {
+        CHECK(cache.layer(l).scales(i).scalar_type() == torch::kFloat16);
+        allocated += static_cast<int64_t>(cache.layer(l).scales(i).storage().nbytes());
+      } else {
+        CHECK_FALSE(cache.layer(l).scales(i).defined());
+      }
     }
   }
-  CHECK(allocated == config.n_layers * 3 * 20 * expected * elem);
+  CHECK(allocated == config.n_layers * 3 * 20 * (expected * elem + scale_bytes));
   CHECK(cache.bytes() == allocated);
   CHECK(cache.bytes() == 3 * 20 * lm->kv_bytes_per_token());
+  CHECK(lm->kv_bytes_per_token() == config.n_layers * (expected * elem + scale_bytes));
 }
 
 TEST_CASE("cache append refuses a part whose shape differs from the layout", "[kv]") {

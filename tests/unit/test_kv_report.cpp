@@ -72,6 +72,27 @@ TEST_CASE("the KV table of a small config lists every variant against MHA", "[kv
   CHECK_THAT(format_kv_table(table), Catch::Contains("gqa (K=2)") && Catch::Contains("k[2,8] + v[2,8]"));
 }
 
+TEST_CASE("an int8 KV table counts one byte per element plus fp16 scales, and shows their share",
+          "[kv][report][quant]") {
+  auto config = test::tiny_config("gqa");
+  config.attention.cache_dtype = "int8";
+  const auto table = kv_table(config);
+  CHECK(table.scaled);
+  // gqa K=2, E=8, two layers: k[2,8] + v[2,8] is 32 int8 values and 4 scales of 2 bytes per layer.
+  const auto& gqa = find(table, "gqa (K=2)");
+  CHECK(gqa.scale_bytes_per_token == 2 * 4 * 2);
+  CHECK(gqa.bytes_per_token == 2 * (32 + 4 * 2));
+  // mla absorbed: ckv[16] + krope[4], two vectors per layer.
+  const auto& mla = find(table, "mla absorbed");
+  CHECK(mla.bytes_per_token == 2 * (20 + 2 * 2));
+  const auto text = format_kv_table(table);
+  CHECK_THAT(text, Catch::Contains("of which scales") && Catch::Contains("16 (20.0%)") &&
+                       Catch::Contains("one fp16 scale per vector"));
+  config.attention.cache_dtype = "bf16";
+  CHECK_THAT(format_kv_table(kv_table(config)), !Catch::Contains("of which scales"));
+  CHECK(find(kv_table(config), "gqa (K=2)").scale_bytes_per_token == 0);
+}
+
 TEST_CASE("the MLA row is the same whichever attention the table starts from", "[kv][report]") {
   // One source of MLA defaults: a GQA config and an MLA config of the same
   // shape must report the same latent (the issue: ckv[128] against ckv[64]).

@@ -151,6 +151,23 @@ TEST_CASE("rows must keep the columns of a series' first row", "[results]") {
   CHECK(log.events().empty());
 }
 
+TEST_CASE("add_column gives a series' existing rows a value for a new setting", "[results]") {
+  RunLog log("unused.h5");
+  log.append("eval/context", {{"context", 64}, {"ppl", 5.0}});
+  log.append("eval/context", {{"context", 128}, {"ppl", 6.0}});
+  // Rows written before the setting existed could not take a row that has it...
+  CHECK_THROWS_AS(log.append("eval/context", {{"context", 64}, {"ppl", 5.5}, {"cache_dtype", 3}}), attnlab::Error);
+  log.add_column("eval/context", "cache_dtype", 0);
+  CHECK(log.column("eval/context", "cache_dtype") == std::vector<double>{0, 0});
+  log.append("eval/context", {{"context", 64}, {"ppl", 5.5}, {"cache_dtype", 3}});
+  CHECK(log.column("eval/context", "cache_dtype") == std::vector<double>{0, 0, 3});
+  log.add_column("eval/context", "cache_dtype", 7);  // already there: unchanged
+  CHECK(log.column("eval/context", "cache_dtype") == std::vector<double>{0, 0, 3});
+  log.add_column("eval/recall", "cache_dtype", 0);   // no such series: nothing created
+  CHECK(log.columns("eval/recall").empty());
+  CHECK_THROWS_AS(log.add_column("eval/context", "a/b", 0), attnlab::Error);
+}
+
 TEST_CASE("truncate_after drops exactly the rows past a step", "[results]") {
   RunLog log("unused.h5");
   for (int s = 10; s <= 100; s += 10) log.append("train", {{"step", s}, {"loss", 100.0 - s}});
