@@ -33,9 +33,13 @@ KvRow row(const std::string& name, const CacheLayout& layout, const ModelConfig&
   r.variant = name;
   r.parts = layout.describe();
   r.elements_per_layer = layout.elements_per_token();
-  r.elements_per_token = r.elements_per_layer * c.n_layers;
-  r.bytes_per_token = layout.bytes_per_token(format) * c.n_layers;
-  r.scale_bytes_per_token = layout.scale_bytes_per_token(format) * c.n_layers;
+  // Over the layers: with model.kv_share some layers cache nothing of their own.
+  r.elements_per_token = r.bytes_per_token = r.scale_bytes_per_token = 0;
+  for (const auto& l : model::layer_layouts(c)) {
+    r.elements_per_token += l.elements_per_token();
+    r.bytes_per_token += l.bytes_per_token(format);
+    r.scale_bytes_per_token += l.scale_bytes_per_token(format);
+  }
   r.ratio_to_mha = 0.0;
   return r;
 }
@@ -50,6 +54,8 @@ KvTable kv_table(const ModelConfig& config) {
   t.scaled = format.scaled;
   t.title = fmt::format("KV cache per token: {} layers, d_model {}, {} heads of {}, cache {}", config.n_layers,
                         config.d_model, config.n_heads, config.resolved_head_dim(), config.attention.cache_dtype);
+  if (config.kv_share > 1)
+    t.title += fmt::format(", model.kv_share {} (per token: the layers that cache; elem/layer: one of them)", config.kv_share);
   // Each variant says which rows it shows at this shape (gqa its K, mla both decode paths, ...).
   for (const auto& entry : model::attention_registry())
     for (const auto& [label, c] : entry.kv_rows(config)) t.rows.push_back(row(label, entry.layout(c), c, format));

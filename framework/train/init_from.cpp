@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+
 #include "config/rules.h"
 #include "config/schema.h"
 #include "config/yaml_load.h"
@@ -30,8 +32,51 @@ RunConfig source_run_config(const fs::path& source_dir) {
   return cfg;
 }
 
-InitFrom initialise_from_run(model::TransformerLM& target, const fs::path& source_dir) {
+namespace {
+
+// The target must be the MLA that `attnlab convert` would make of the source
+// at its kv_rank and RoPE selection (model::mla_overrides, the one source of
+// the conversion's widths): a hand-written experiment that differs is a
+// UserError naming each key and what the source implies.
+void check_conversion_target(const RunConfig& source, const RunConfig& target) {
+  model::MlaConversion request;
+  request.kv_rank = target.model.attention.kind == "mla" ? target.model.attention.integer("kv_rank") : 0;
+  request.rope_dims = target.model.position.dims;
+  request.rope_fraction = target.model.position.fraction;
+  const config::Node tree = config::to_tree(target, "");
+  std::vector<Diagnostic> problems;
+  std::vector<std::string> overrides;
+  try {
+    overrides = model::mla_overrides(source.model, request);
+  } catch (const UserError& e) {
+    throw_user_error("train.init_from", "", fmt::format("its run cannot become this run's attention: {}", e.what()));
+  }
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    const std::string key = o.substr(0, eq), want = o.substr(eq + 1);
+    const config::Node* node = tree.at_path(key);
+    const std::string have = node && node->is_scalar() ? node->value : "";
+    char* end = nullptr;
+    const double a = std::strtod(have.c_str(), &end);
+    const bool a_number = !have.empty() && *end == '\0';
+    const double b = std::strtod(want.c_str(), &end);
+    const bool b_number = !want.empty() && *end == '\0';
+    if (a_number && b_number ? a != b : have != want)
+      problems.push_back({key, "", fmt::format("is {}, but a conversion of train.init_from's run needs {}", have, want)});
+  }
+  if (!problems.empty()) throw UserError(std::move(problems));
+}
+
+}  // namespace
+
+void check_init_from(const RunConfig& cfg) {
+  if (cfg.train.init_from.empty()) return;
+  check_conversion_target(source_run_config(cfg.train.init_from), cfg);
+}
+
+InitFrom initialise_from_run(model::TransformerLM& target, const fs::path& source_dir, const RunConfig& target_cfg) {
   const RunConfig source_cfg = source_run_config(source_dir);
+  check_conversion_target(source_cfg, target_cfg);
   const fs::path run_file = source_dir / "run.h5";
   std::optional<fs::path> checkpoint;
   if (fs::exists(run_file)) checkpoint = verified_checkpoint(source_dir, results::RunLog::load(run_file));

@@ -17,9 +17,17 @@ struct InitFrom {
 };
 
 // Loads `source_dir`'s newest verified checkpoint into a model of its own
-// config (vocabulary: the target's) and converts it into `target`.
-// UserError naming train.init_from when the directory is not a trained run.
-InitFrom initialise_from_run(model::TransformerLM& target, const std::filesystem::path& source_dir);
+// config (vocabulary: the target's) and converts it into `target`, whose
+// config must be the conversion model::mla_overrides gives at its kv_rank
+// and RoPE selection. UserError naming train.init_from when the directory is
+// not a trained run, naming each key that differs from the conversion's.
+InitFrom initialise_from_run(model::TransformerLM& target, const std::filesystem::path& source_dir,
+                             const RunConfig& target_cfg);
+
+// With train.init_from set: the checks initialise_from_run makes before it
+// reads weights (a run directory, a convertible attention, the target's
+// widths), so that a bad request is refused before anything is written.
+void check_init_from(const RunConfig& cfg);
 
 // The source run's validated config (its config.yaml), for the conversion overrides.
 RunConfig source_run_config(const std::filesystem::path& source_dir);

@@ -88,5 +88,12 @@ TEST_CASE("convert: full rank keeps the source's loss, records where it came fro
   auto not_a_run = run_cli("convert " + (tmp.path / "nope").string());
   CHECK(not_a_run.exit_code == 2);
   CHECK_THAT(not_a_run.output, Catch::Contains("not a run directory"));
+  // A hand-written conversion run whose widths are not the conversion's.
+  auto hand = run_cli("train" + data + " run.root=" + tmp.path.string() + " run.name=hand attention=mla " +
+                      "attention.kv_rank=8 train.init_from=" + src.string() +
+                      " model.max_seq_len=32 train.seq_len=32 train.steps=5 train.device=cpu");
+  CHECK(hand.exit_code == 2);
+  CHECK_THAT(hand.output, Catch::Contains("attention.rope_heads") && Catch::Contains("needs 4") &&
+                              Catch::Contains("attention.kv_norm"));
   CHECK(std::distance(fs::directory_iterator(tmp.path), fs::directory_iterator{}) == before);
 }

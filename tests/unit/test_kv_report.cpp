@@ -72,6 +72,21 @@ TEST_CASE("the KV table of a small config lists every variant against MHA", "[kv
   CHECK_THAT(format_kv_table(table), Catch::Contains("gqa (K=2)") && Catch::Contains("k[2,8] + v[2,8]"));
 }
 
+TEST_CASE("with model.kv_share the KV table counts only the layers that cache", "[kv][report][kv_share]") {
+  auto config = test::tiny_config("gqa");
+  config.n_layers = 6;
+  config.kv_share = 4;  // groups of 4 and 2: layers 0 and 4 cache
+  auto table = kv_table(config);
+  const auto& gqa = find(table, "gqa (K=2)");
+  CHECK(gqa.elements_per_layer == 2 * 2 * 8);
+  CHECK(gqa.elements_per_token == 2 * (2 * 2 * 8));
+  CHECK(gqa.bytes_per_token == 2 * (2 * 2 * 8) * 4);
+  // naive MLA: every layer caches its own up-projected k and v; absorbed: two latents.
+  CHECK(find(table, "mla naive").elements_per_token == 6 * find(table, "mla naive").elements_per_layer);
+  CHECK(find(table, "mla absorbed").elements_per_token == 2 * (2 * 8 + 4));
+  CHECK_THAT(table.title, Catch::Contains("model.kv_share 4"));
+}
+
 TEST_CASE("an int8 KV table counts one byte per element plus fp16 scales, and shows their share",
           "[kv][report][quant]") {
   auto config = test::tiny_config("gqa");
