@@ -41,8 +41,13 @@ namespace {
 void check_conversion_target(const RunConfig& source, const RunConfig& target) {
   model::MlaConversion request;
   request.kv_rank = target.model.attention.kind == "mla" ? target.model.attention.integer("kv_rank") : 0;
-  request.rope_dims = target.model.position.dims;
-  request.rope_fraction = target.model.position.fraction;
+  // The target's RoPE selection where it names one (else the default the
+  // conversion picks, which the comparison below then reports).
+  const auto& dims = target.model.position.dims;
+  if (dims == "high" || dims == "low" || dims == "uniform") {
+    request.rope_dims = dims;
+    request.rope_fraction = target.model.position.fraction;
+  }
   const config::Node tree = config::to_tree(target, "");
   std::vector<Diagnostic> problems;
   std::vector<std::string> overrides;
