@@ -113,7 +113,7 @@ train:
   cuda_graph: false
   threads: 0
   peak_tflops: 0
-  init_from: ''
+  init_from: ""
 )";
 
 }  // namespace
