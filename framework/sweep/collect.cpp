@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
@@ -160,6 +161,28 @@ void write_table(hid_t file, const std::string& group, const Table& t) {
   results::h5::write_attr(g.id(), "columns", order);
 }
 
+// Without a manifest (a `train -m` multirun, `attnlab convert`'s runs, a
+// folder of runs), what sets a run apart is its own overrides.yaml; its
+// run.name and run.root only say where it lives.
+std::vector<std::string> run_overrides(const fs::path& run_dir) {
+  const fs::path file = run_dir / "overrides.yaml";
+  std::vector<std::string> out;
+  if (!fs::exists(file)) return out;
+  YAML::Node list;
+  try {
+    list = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    throw_user_error("", file.string(), fmt::format("not a list of overrides: {}", e.what()));
+  }
+  if (!list.IsSequence()) return out;
+  for (const auto& item : list) {
+    if (!item.IsScalar()) continue;
+    const auto text = item.as<std::string>();
+    if (!text.starts_with("run.name=") && !text.starts_with("run.root=")) out.push_back(text);
+  }
+  return out;
+}
+
 }  // namespace
 
 Summary collect(const fs::path& sweep_dir) {
@@ -171,7 +194,8 @@ Summary collect(const fs::path& sweep_dir) {
     for (const auto& e : fs::directory_iterator(sweep_dir))
       if (fs::exists(e.path() / "run.h5")) dirs.push_back(e.path());
     std::sort(dirs.begin(), dirs.end());
-    for (const auto& d : dirs) runs.push_back({static_cast<int64_t>(runs.size()), d.filename().string(), d, {}});
+    for (const auto& d : dirs)
+      runs.push_back({static_cast<int64_t>(runs.size()), d.filename().string(), d, run_overrides(d)});
   }
   if (runs.empty())
     throw_user_error("", sweep_dir.string(), "holds no sweep: no sweep.yaml and no run directory with a run.h5");

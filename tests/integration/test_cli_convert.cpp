@@ -4,6 +4,7 @@
 // that cannot convert exits 2 and writes nothing.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -96,4 +97,10 @@ TEST_CASE("convert: full rank keeps the source's loss, records where it came fro
   CHECK_THAT(hand.output, Catch::Contains("attention.rope_heads") && Catch::Contains("needs 4") &&
                               Catch::Contains("attention.kv_norm"));
   CHECK(std::distance(fs::directory_iterator(tmp.path), fs::directory_iterator{}) == before);
+
+  // collect tells the source and the two conversions apart by their overrides.
+  REQUIRE(run_cli("collect " + tmp.path.string()).exit_code == 0);
+  const auto configs = text_of(tmp.path / "summary_configs.csv");
+  CHECK(std::count(configs.begin(), configs.end(), '\n') == 1 + 3);
+  CHECK_THAT(configs, Catch::Contains("attention.kv_rank"));
 }
