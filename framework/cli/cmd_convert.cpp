@@ -58,14 +58,11 @@ class SourceConfigDir {
 int run(const ConvertArgs& args) {
   const fs::path source = fs::path(args.run_dir).lexically_normal();
   const RunConfig source_cfg = train::source_run_config(source);
-  model::MlaConversion request{args.kv_rank, args.rope_dims, args.rope_fraction};
+  const auto request = model::resolve_conversion(source_cfg.model, {args.kv_rank, args.rope_dims, args.rope_fraction});
   auto overrides = model::mla_overrides(source_cfg.model, request);
-  std::string rank;
-  for (const auto& o : overrides)
-    if (o.starts_with("attention.kv_rank=")) rank = o.substr(std::string("attention.kv_rank=").size());
   const std::string name = !args.name.empty() ? args.name
-                                              : fmt::format("{}-mla-r{}-ft{}", source.filename().string(), rank,
-                                                            args.finetune);
+                                              : fmt::format("{}-mla-r{}-ft{}", source.filename().string(),
+                                                            request.kv_rank, args.finetune);
   const fs::path root = source.has_parent_path() ? source.parent_path() : fs::path(".");
   overrides.push_back(fmt::format("train.init_from={}", source.string()));
   overrides.push_back(fmt::format("train.steps={}", args.finetune));
@@ -79,7 +76,7 @@ int run(const ConvertArgs& args) {
   compose_request.overrides = overrides;
   const auto composed = config::compose(compose_request);
   fmt::print("convert {} -> {}: MLA at kv_rank {} ({}), fine-tune {} steps\n", source.string(), (root / name).string(),
-             composed.run.model.attention.integer("kv_rank"), composed.run.model.position.dims, args.finetune);
+             request.kv_rank, request.rope_dims, args.finetune);
   return train_one(composed, root / name, args.restart, 0);
 }
 

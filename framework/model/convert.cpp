@@ -17,10 +17,7 @@ namespace {
 
 bool mha2mla_dims(const std::string& dims) { return dims == "high" || dims == "low" || dims == "uniform"; }
 
-int64_t source_kv_heads(const ModelConfig& s) {
-  const int64_t k = s.attention.integer("n_kv_heads");
-  return k > 0 ? k : s.attention.kind == "mqa" ? 1 : s.n_heads;
-}
+int64_t source_kv_heads(const ModelConfig& s) { return GroupedOptions::from(s).n_kv_heads; }
 
 torch::Tensor index_of(const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong); }
 
@@ -31,7 +28,7 @@ int64_t full_kv_rank(const ModelConfig& source, int64_t rope_dim) {
   return std::min(source_kv_heads(source) * (2 * e - rope_dim), source.d_model);
 }
 
-std::vector<std::string> mla_overrides(const ModelConfig& source, const MlaConversion& request) {
+MlaConversion resolve_conversion(const ModelConfig& source, const MlaConversion& request) {
   const auto& kind = source.attention.kind;
   if (kind != "mha" && kind != "gqa" && kind != "mqa")
     throw_user_error("--to", "", fmt::format("converts MHA, GQA or MQA runs to MLA; this run's attention is {}", kind));
@@ -70,10 +67,17 @@ std::vector<std::string> mla_overrides(const ModelConfig& source, const MlaConve
     throw_user_error("--kv-rank", "", fmt::format("{} exceeds the joint matrix's rank bound min(K·(2E - d_r), d_model) "
                                                   "= min({}·({} - {}), {}) = {}",
                                                   rank, source_kv_heads(source), 2 * e, rope_dim, source.d_model, full));
+  return MlaConversion{rank, dims, fraction};
+}
+
+std::vector<std::string> mla_overrides(const ModelConfig& source, const MlaConversion& request) {
+  const auto r = resolve_conversion(source, request);
+  const int64_t e = source.resolved_head_dim();
+  const auto rope_dim = static_cast<int64_t>(std::llround(r.rope_fraction * static_cast<double>(e)));
   return {
       "attention.kind=mla",
       "attention.q_rank=0",
-      fmt::format("attention.kv_rank={}", rank),
+      fmt::format("attention.kv_rank={}", r.kv_rank),
       fmt::format("attention.nope_dim={}", e - rope_dim),
       fmt::format("attention.rope_dim={}", rope_dim),
       fmt::format("attention.v_dim={}", e),
@@ -82,8 +86,8 @@ std::vector<std::string> mla_overrides(const ModelConfig& source, const MlaConve
       "attention.kv_norm=none",
       "attention.rope_mode=decoupled",
       "attention.decode=absorbed",
-      fmt::format("position.dims={}", dims),
-      fmt::format("position.fraction={}", fraction),
+      fmt::format("position.dims={}", r.rope_dims),
+      fmt::format("position.fraction={}", r.rope_fraction),
       "model.match_params=false",
       fmt::format("model.d_ff={}", resolved_d_ff(source)),
   };
@@ -115,7 +119,7 @@ ConversionReport convert_to_mla(const TransformerLMImpl& source, TransformerLMIm
   torch::NoGradGuard no_grad;
   ConversionReport report;
   report.kv_rank = rank;
-  report.full_rank = std::min(k * (2 * e - r), d);
+  report.full_rank = full_kv_rank(sc, r);
   // Everything outside attention is the source's, parameter by parameter.
   auto src = source.named_parameters();
   for (auto& p : target.named_parameters()) {

@@ -27,10 +27,15 @@ struct MlaConversion {
 // The largest useful rank: min(K·(2E - W), d_model), the rank bound of the joint matrix.
 int64_t full_kv_rank(const ModelConfig& source, int64_t rope_dim);
 
+// The request with its defaults filled in from the source (kv_rank: full
+// rank; rope_dims and rope_fraction: the source's partial RoPE, else high at
+// 0.25) and checked. UserError naming the --option for a source or request
+// that cannot convert.
+MlaConversion resolve_conversion(const ModelConfig& source, const MlaConversion& request);
+
 // The overrides that turn the source run's config into its MLA conversion
 // (attention.*, position.dims and fraction, model.d_ff fixed to the source's,
-// no match_params). UserError naming the --option for a source or request
-// that cannot convert.
+// no match_params), for resolve_conversion(source, request).
 std::vector<std::string> mla_overrides(const ModelConfig& source, const MlaConversion& request);
 
 struct ConversionReport {

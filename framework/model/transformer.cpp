@@ -85,7 +85,8 @@ torch::Tensor TransformerLMImpl::run(const torch::Tensor& tokens_BT, KvCache* ca
     throw Error(fmt::format("cache has {} layers, the model {}", cache->n_layers(), config_.n_layers));
   auto x = position_->embed(wte(tokens_BT), start);
   // model.kv_share: one state per group of layers, handed from its first layer to the rest.
-  std::vector<SharedKv> groups(config_.kv_share > 1 ? blocks_.size() : 0);
+  const size_t share = static_cast<size_t>(config_.kv_share);
+  std::vector<SharedKv> groups(share > 1 ? (blocks_.size() + share - 1) / share : 0);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     AttnContext ctx;
     ctx.start = start;
@@ -93,7 +94,7 @@ torch::Tensor TransformerLMImpl::run(const torch::Tensor& tokens_BT, KvCache* ca
     // A layer that caches nothing of its own (it reads its group's) gets no cache.
     LayerCache* layer_cache = cache ? &cache->layer(static_cast<int64_t>(i)) : nullptr;
     ctx.cache = layer_cache && !layer_cache->layout().parts.empty() ? layer_cache : nullptr;
-    if (!groups.empty()) ctx.shared = &groups[i / static_cast<size_t>(config_.kv_share)];
+    if (!groups.empty()) ctx.shared = &groups[i / share];
     ctx.backend = backend_;
     x = blocks_[i]->forward(x, ctx);
     last_path_ = ctx.ran;

@@ -79,9 +79,8 @@ void check_init_from(const RunConfig& cfg) {
   check_conversion_target(source_run_config(cfg.train.init_from), cfg);
 }
 
-InitFrom initialise_from_run(model::TransformerLM& target, const fs::path& source_dir, const RunConfig& target_cfg) {
+InitFrom initialise_from_run(model::TransformerLM& target, const fs::path& source_dir) {
   const RunConfig source_cfg = source_run_config(source_dir);
-  check_conversion_target(source_cfg, target_cfg);
   const fs::path run_file = source_dir / "run.h5";
   std::optional<fs::path> checkpoint;
   if (fs::exists(run_file)) checkpoint = verified_checkpoint(source_dir, results::RunLog::load(run_file));

@@ -17,12 +17,11 @@ struct InitFrom {
 };
 
 // Loads `source_dir`'s newest verified checkpoint into a model of its own
-// config (vocabulary: the target's) and converts it into `target`, whose
-// config must be the conversion model::mla_overrides gives at its kv_rank
-// and RoPE selection. UserError naming train.init_from when the directory is
-// not a trained run, naming each key that differs from the conversion's.
-InitFrom initialise_from_run(model::TransformerLM& target, const std::filesystem::path& source_dir,
-                             const RunConfig& target_cfg);
+// config (vocabulary: the target's) and converts it into `target`. Call
+// check_init_from on the run's config first: it refuses a target that is not
+// the conversion of the source. UserError naming train.init_from when the
+// directory holds no verified checkpoint.
+InitFrom initialise_from_run(model::TransformerLM& target, const std::filesystem::path& source_dir);
 
 // With train.init_from set: the checks initialise_from_run makes before it
 // reads weights (a run directory, a convertible attention, the target's

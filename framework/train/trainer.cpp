@@ -269,7 +269,7 @@ TrainOutcome train_run(const TrainRequest& request) {
   // train.init_from: a run that starts (not one that resumes) from another
   // run's weights, converted to this run's attention.
   if (!cfg.train.init_from.empty() && !resumed) {
-    const auto init = initialise_from_run(model, cfg.train.init_from, cfg);
+    const auto init = initialise_from_run(model, cfg.train.init_from);
     const double energy = std::accumulate(init.report.energy_kept.begin(), init.report.energy_kept.end(), 0.0) /
                           static_cast<double>(std::max<size_t>(1, init.report.energy_kept.size()));
     log.set_attr("/model", "converted_from", cfg.train.init_from);
