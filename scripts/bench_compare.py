@@ -1,22 +1,32 @@
 #!/usr/bin/env python3
-"""attnlab against PyTorch, side by side, on the same device in the same run.
+"""attnlab against PyTorch, side by side, on the same device, interleaved.
 
 For each benchmark case (../shared/reference/BENCHMARKS.md) this runs
-`attnlab bench ...` (figures appended to OUT/<device>.h5) and the PyTorch
-reference of the same model (scripts/reference/bench_ref.py) eager and under
-torch.compile, then prints one table with the medians and the ratios
-attnlab / eager and attnlab / compile (below 1: attnlab is faster), and
-writes it to OUT/compare.csv. Reference figures go to OUT/reference.jsonl.
+`attnlab bench ...` (figures appended to OUT/<device>.h5, one row per round)
+and the PyTorch reference of the same model (scripts/reference/bench_ref.py)
+eager and under torch.compile, each as its own process, in --rounds rounds
+(default 5): every round runs attnlab, then eager, then compile, each for
+--steps timed steps (default 20) after --warmup (default 10), so that load
+from elsewhere on the machine slows all three alike rather than one. Each
+round gives the ratios attnlab / eager and attnlab / compile of that round's
+medians; the table prints, per case, the median over rounds of each
+implementation's median ms, the median of the per-round ratios (below 1:
+attnlab is faster) and their spread (min..max over rounds), and writes it
+to OUT/compare.csv. Reference figures go to OUT/reference.jsonl, one line
+per process with its "case" and "round". torch.compile compiles again in
+every round's process, inside the untimed warm-up (inductor's on-disk cache
+makes later rounds' compiles quicker).
 
 Cases:
-  --smoke  (CI, CPU)  B4 at a small shape, and B5 with a handful of steps.
+  --smoke  (CI, CPU)  B4 at a small shape, and B5 for 2 rounds of 5 steps.
   cpu                 B4, B5 (nanoGPT's CPU recipe, 2 threads), and decode
                       at S=512 for MHA and MLA (naive, absorbed).
   cuda                B1, B2 for MHA, GQA-4, MQA and MLA, B3 for the same
                       variants at S in {1k, 4k, 16k} and B in {1, 64}, B4.
-A reference that cannot run (torch.compile failing) is reported in the
-table with its reason, never dropped. B4 fails the script (exit 1) if any
-variant's bytes per token disagree.
+B4 runs once, not per round, and fails the script (exit 1) if any variant's
+bytes per token disagree; so does attnlab failing. A reference that cannot
+run (torch.compile failing) in a round leaves that round without its ratio
+and is reported in the note with its reason and rounds, never dropped.
 
 Run through scripts/bench.sh, which builds attnlab first.
 """
@@ -134,69 +144,144 @@ def run(cmd):
     return p
 
 
+def why(p) -> str:
+    """A failed process's reason: its last line of output, else its status."""
+    out = p.stdout.strip()
+    return out.splitlines()[-1] if out else f"exit {p.returncode}"
+
+
+def rounds_text(numbers: list[int], total: int) -> str:
+    return f"round{'s' if len(numbers) > 1 else ''} {','.join(map(str, numbers))} of {total}"
+
+
+def kv_rows(h5: pathlib.Path) -> int:
+    if not h5.exists():
+        return 0
+    with h5py.File(h5, "r") as f:
+        return len(f["kv"]["formula_bytes_per_token"]) if "kv" in f else 0
+
+
+def check_kv(c, a, h5) -> dict:
+    """B4, run once: bytes per token three ways, for every variant this run wrote."""
+    before = kv_rows(h5)
+    p = run([a.bin] + attnlab_args(c, a.steps, a.warmup, h5))
+    if p.returncode != 0:
+        return {"case": c["name"], "attnlab_ms": "failed", "note": f"attnlab failed: {why(p)}", "_failed": True}
+    with h5py.File(h5, "r") as f:
+        g = f["kv"]
+        formula, layout, measured = (g[k][before:] for k in ("formula_bytes_per_token", "layout_bytes_per_token",
+                                                              "measured_bytes_per_token"))
+    n = len(formula)
+    equal = n > 0 and all(x == y == z for x, y, z in zip(formula, layout, measured))
+    return {"case": c["name"], "rounds": "1", "note": f"all {n} variants equal" if equal else "MISMATCH",
+            "_failed": not equal}
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f}..{max(values):.2f}"
+
+
+def compare(c, a, h5) -> dict:
+    """One case, interleaved: each round runs attnlab, eager, compile in turn,
+    and takes the ratios of that round's medians; the row gives the median
+    over rounds of each implementation's median and of each ratio, and the
+    ratios' min..max over rounds."""
+    impls = [("eager", False)] + ([] if a.no_compile else [("compile", True)])
+    mine: list[float] = []
+    theirs = {impl: [] for impl, _ in impls}         # medians of the rounds it ran
+    ratios = {impl: [] for impl, _ in impls}         # ratios of the rounds both ran
+    failures = {impl: {} for impl, _ in impls}       # reason -> rounds
+    notes, attnlab_failed = [], False
+    for r in range(1, a.rounds + 1):
+        print(f"\n== {c['name']}: round {r} of {a.rounds}", flush=True)
+        p = run([a.bin] + attnlab_args(c, a.steps, a.warmup, h5))
+        if p.returncode != 0:
+            # attnlab's own failure fails the script; later rounds would only repeat it.
+            notes.append(f"attnlab failed in round {r}: {why(p)}")
+            attnlab_failed = True
+            break
+        ms = last_row(h5, c["bench"], "ms_per_step_median")
+        mine.append(ms)
+        said = [f"attnlab {ms:.3f} ms"]
+        for impl, compiled in impls:
+            with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
+                p = run([sys.executable, str(REF)] + ref_args(c, a.steps, a.warmup, compiled, tmp.name))
+                if p.returncode != 0:
+                    failures[impl].setdefault(why(p), []).append(r)
+                    said.append(f"{impl} failed")
+                    continue
+                ref = json.loads(pathlib.Path(tmp.name).read_text())
+            ref["case"], ref["round"] = c["name"], r
+            with open(a.out / "reference.jsonl", "a") as f:
+                f.write(json.dumps(ref) + "\n")
+            t = ref["ms_per_step_median"]
+            theirs[impl].append(t)
+            ratios[impl].append(ms / t)
+            said.append(f"{impl} {t:.3f} ms (attnlab/{impl} {ms / t:.2f})")
+        print(f"-- round {r}: " + ", ".join(said), flush=True)
+
+    row = {"case": c["name"], "rounds": str(len(mine)) if not attnlab_failed else f"{len(mine)} of {a.rounds}",
+           "_failed": attnlab_failed}
+    row["attnlab_ms"] = f"{statistics.median(mine):.3f}" if mine else "failed"
+    if a.no_compile:
+        row["compile_ms"] = "skipped (--no-compile)"
+    for impl, _ in impls:
+        if theirs[impl]:
+            row[f"{impl}_ms"] = f"{statistics.median(theirs[impl]):.3f}"
+            row[f"attnlab/{impl}"] = f"{statistics.median(ratios[impl]):.2f}"
+            row[f"attnlab/{impl} spread"] = spread(ratios[impl])
+        elif failures[impl]:
+            row[f"{impl}_ms"] = "n/a"
+        for reason, rs in failures[impl].items():
+            notes.append(f"{impl} failed in {rounds_text(rs, len(mine))}, no ratio there: {reason}")
+    row["note"] = "; ".join(notes)
+    return row
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="the attnlab binary")
     ap.add_argument("--device", choices=["cpu", "cuda"], required=True)
     ap.add_argument("--smoke", action="store_true", help="a few steps at small sizes (CI)")
+    ap.add_argument("--rounds", type=int, help="interleaved rounds per case (default 5; --smoke: 2)")
+    ap.add_argument("--steps", type=int, help="timed steps per process, each round (default 20; --smoke: 5)")
+    ap.add_argument("--warmup", type=int, help="untimed steps per process, each round (default 10; --smoke: 2)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile reference")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "results" / "bench")
     a = ap.parse_args()
-    steps, warmup = (5, 2) if a.smoke else (50, 10)
+    for name, full, smoke in (("rounds", 5, 2), ("steps", 20, 5), ("warmup", 10, 2)):
+        if getattr(a, name) is None:
+            setattr(a, name, smoke if a.smoke else full)
+    if a.rounds < 1 or a.steps < 1:
+        ap.error("--rounds and --steps must be at least 1")
+    if a.warmup < (0 if a.no_compile else 1):
+        ap.error("--warmup must be at least 1 for torch.compile (its first step compiles), else at least 0")
     a.out.mkdir(parents=True, exist_ok=True)
     h5 = a.out / f"{a.device}.h5"
-    rows, failed = [], False
+    rows = []
     for c in cases(a.device, a.smoke):
-        print(f"\n== {c['name']}", flush=True)
-        p = run([a.bin] + attnlab_args(c, steps, warmup, h5))
-        if p.returncode != 0:
-            rows.append({"case": c["name"], "attnlab_ms": "failed"})
-            failed = True
-            continue
         if c["bench"] == "kv":
-            with h5py.File(h5, "r") as f:
-                g = f["kv"]
-                n = 4
-                formula, layout, measured = (g[k][-n:] for k in ("formula_bytes_per_token",
-                                                                  "layout_bytes_per_token",
-                                                                  "measured_bytes_per_token"))
-            equal = all(x == y == z for x, y, z in zip(formula, layout, measured))
-            rows.append({"case": c["name"], "attnlab_ms": "", "note": "all variants equal" if equal else "MISMATCH"})
-            failed |= not equal
-            continue
-        mine = last_row(h5, c["bench"], "ms_per_step_median")
-        row = {"case": c["name"], "attnlab_ms": f"{mine:.3f}"}
-        for impl, compiled in (("eager", False), ("compile", True)):
-            if compiled and a.no_compile:
-                row[f"{impl}_ms"] = "skipped (--no-compile)"
-                continue
-            with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
-                p = run([sys.executable, str(REF)] + ref_args(c, steps, warmup, compiled, tmp.name))
-                if p.returncode != 0:
-                    reason = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else f"exit {p.returncode}"
-                    row[f"{impl}_ms"] = f"n/a ({reason})"
-                    continue
-                ref = json.loads(pathlib.Path(tmp.name).read_text())
-            ref["case"] = c["name"]
-            with open(a.out / "reference.jsonl", "a") as f:
-                f.write(json.dumps(ref) + "\n")
-            theirs = ref["ms_per_step_median"]
-            row[f"{impl}_ms"] = f"{theirs:.3f}"
-            row[f"attnlab/{impl}"] = f"{mine / theirs:.2f}"
-        rows.append(row)
+            print(f"\n== {c['name']}", flush=True)
+            rows.append(check_kv(c, a, h5))
+        else:
+            rows.append(compare(c, a, h5))
+    failed = any(r.pop("_failed") for r in rows)
 
-    columns = ["case", "attnlab_ms", "eager_ms", "compile_ms", "attnlab/eager", "attnlab/compile", "note"]
+    columns = ["case", "rounds", "attnlab_ms", "eager_ms", "compile_ms", "attnlab/eager", "attnlab/eager spread",
+               "attnlab/compile", "attnlab/compile spread", "note"]
     widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in columns}
-    print("\n" + "  ".join(k.ljust(widths[k]) for k in columns))
+    print("\n" + "  ".join(k.ljust(widths[k]) for k in columns).rstrip())
     for r in rows:
-        print("  ".join(str(r.get(k, "")).ljust(widths[k]) for k in columns))
+        print("  ".join(str(r.get(k, "")).ljust(widths[k]) for k in columns).rstrip())
     with open(a.out / "compare.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in columns})
     print(f"\nattnlab's figures: {h5}; the reference's: {a.out / 'reference.jsonl'}; this table: {a.out / 'compare.csv'}")
-    print("ratios are medians attnlab / PyTorch (below 1: attnlab is faster), measured in this run")
+    print(f"{a.rounds} interleaved round(s) of {a.steps} timed steps after {a.warmup} warm-up, per process; ms: the "
+          "median over rounds of each one's median; ratios: the median over rounds of attnlab / PyTorch within a "
+          "round (below 1: attnlab is faster), spread: their min..max")
     return 1 if failed else 0
 
 
