@@ -95,6 +95,7 @@ struct OptimConfig {
   int64_t warmup_steps = 10;
   std::string schedule = "cosine";  // cosine | wsd | constant
   double grad_clip = 1.0;           // 0 disables
+  bool fused = true;                // ATen's fused AdamW step; false: torch::optim::AdamW, the reference
 };
 
 struct TrainConfig {

@@ -127,6 +127,7 @@ std::vector<KeySpec> make_fixed_schema() {
       I("optim.warmup_steps", 0, kBig, FIELD(optim.warmup_steps), "linear warmup steps"),
       E("optim.schedule", {"cosine", "wsd", "constant"}, FIELD(optim.schedule), "learning-rate schedule"),
       R("optim.grad_clip", 0, 1e6, false, FIELD(optim.grad_clip), "gradient norm clip; 0 disables"),
+      B("optim.fused", FIELD(optim.fused), "fused AdamW step (ATen's _fused_adamw_); false: the per-parameter reference"),
       I("train.steps", 0, kBig, FIELD(train.steps), "optimizer steps; 0 only with train.init_from (evaluate a converted model)"),
       I("train.batch_size", 1, 1 << 20, FIELD(train.batch_size), "sequences per micro-batch"),
       I("train.seq_len", 1, 1 << 20, FIELD(train.seq_len), "tokens per training sequence"),

@@ -95,6 +95,11 @@ class Batcher {
   uint64_t draws_ = 0;  // batches drawn so far; the stream is a function of (seed, draws)
 };
 
+// A micro-batch's inputs and targets ([B, T] each) stacked as one [2, B, T]
+// int64 buffer, page-locked (pinned) when `pinned`, so that one asynchronous
+// copy moves it to a GPU (train::train_step reads this form).
+torch::Tensor stacked_batch(const std::pair<torch::Tensor, torch::Tensor>& batch, bool pinned);
+
 // Fixed validation batches: the same windows every evaluation, evenly spaced
 // through the split, so evaluations are comparable across steps and runs.
 std::vector<std::pair<torch::Tensor, torch::Tensor>> validation_batches(const TokenStore& store, int64_t n_batches,

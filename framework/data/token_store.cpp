@@ -127,6 +127,15 @@ std::pair<torch::Tensor, torch::Tensor> Batcher::next() {
   return {w_BT1.narrow(1, 0, seq_len_).contiguous(), w_BT1.narrow(1, 1, seq_len_).contiguous()};
 }
 
+torch::Tensor stacked_batch(const std::pair<torch::Tensor, torch::Tensor>& batch, bool pinned) {
+  const auto& [inputs_BT, targets_BT] = batch;
+  auto out_2BT = torch::empty({2, inputs_BT.size(0), inputs_BT.size(1)},
+                              torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pinned));
+  out_2BT[0].copy_(inputs_BT);
+  out_2BT[1].copy_(targets_BT);
+  return out_2BT;
+}
+
 std::vector<std::pair<torch::Tensor, torch::Tensor>> validation_batches(const TokenStore& store, int64_t n_batches,
                                                                          int64_t batch_size, int64_t seq_len) {
   require_windows(store, batch_size, seq_len);

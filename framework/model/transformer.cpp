@@ -83,7 +83,12 @@ torch::Tensor TransformerLMImpl::run(const torch::Tensor& tokens_BT, KvCache* ca
   const int64_t start = cache ? cache->length() : 0;
   if (cache && cache->n_layers() != config_.n_layers)
     throw Error(fmt::format("cache has {} layers, the model {}", cache->n_layers(), config_.n_layers));
-  auto x = position_->embed(wte(tokens_BT), start);
+  // The token lookup as index_select, whose gradient is one index_add_: on
+  // CUDA, nn::Embedding's backward sorts the indices and reads a count back
+  // to the host (a sync in every training step) above 4096 tokens; on the CPU
+  // both add the rows in the same order, so the result is the same.
+  auto tokens_D = torch::index_select(wte->weight, 0, tokens_BT.reshape({-1}));
+  auto x = position_->embed(tokens_D.view({tokens_BT.size(0), tokens_BT.size(1), -1}), start);
   // model.kv_share: one state per group of layers, handed from its first layer to the rest.
   const size_t share = static_cast<size_t>(config_.kv_share);
   std::vector<SharedKv> groups(share > 1 ? (blocks_.size() + share - 1) / share : 0);

@@ -325,7 +325,7 @@ TrainOutcome train_run(const TrainRequest& request) {
 
     InterruptScope interrupts;
     Progress progress(fmt::format("train {}", request.run_dir.filename().string()), tc.steps);
-    std::vector<double> step_ms;
+    std::vector<double> window_ms;  // mean ms per step of each logged window
     int64_t steps_this_process = 0;
     const int64_t tokens_per_step = tc.batch_size * tc.seq_len * tc.grad_accum;
     // MFU needs the device's peak; without one (a CPU, a GPU not in the table,
@@ -334,79 +334,94 @@ TrainOutcome train_run(const TrainRequest& request) {
     const std::optional<double> peak = peak_tflops(device_description(device), dtype, tc.peak_tflops);
     auto mfu_of = [&](double tokens_per_s) { return tokens_per_s * flops_per_token / (*peak * 1e12); };
     auto window_start = std::chrono::steady_clock::now();
-    int64_t window_tokens = 0;
-    std::string last_val = "-";
+    int64_t window_steps = 0;
+    std::string last_train = "-", last_val = "-";
     outcome.status = "complete";
     model->train();
+    // Micro-batches go to a GPU from page-locked memory, one asynchronous copy each.
+    const bool pinned = device.is_cuda();
+    const NextBatch next_batch = [&] {
+      return data::stacked_batch(std::visit([](auto& b) { return b.next(); }, batcher), pinned);
+    };
+    DivergenceWatch divergence(device);
 
-      while (state.step < tc.steps) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const double lr = learning_rate(cfg.optim, state.step, tc.steps);
-        set_learning_rate(*optimizer, lr);
-        const StepResult step = train_step(
-            model, *optimizer, [&] { return std::visit([](auto& b) { return b.next(); }, batcher); }, cfg, device,
-            dtype);
-        const double loss = step.loss.item<double>();
-        const double grad_norm = step.grad_norm;
-        state.step += 1;
-        state.tokens_seen += tokens_per_step;
-        window_tokens += tokens_per_step;
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        step_ms.push_back(ms);
-        state.train_seconds += ms / 1000.0;
+    while (state.step < tc.steps) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double lr = learning_rate(cfg.optim, state.step, tc.steps);
+      set_learning_rate(*optimizer, lr);
+      const StepResult step = train_step(model, *optimizer, next_batch, cfg, device, dtype);
+      state.step += 1;
+      state.tokens_seen += tokens_per_step;
+      divergence.observe(step.loss, state.step);
+      ++window_steps;
+      ++steps_this_process;
+      state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-        if (!std::isfinite(loss)) {
-          outcome.status = "diverged";
-          log.add_event({state.step, "diverged", fmt::format("loss became {} at step {}", loss, state.step)});
-          set_status(log, "diverged", state.step);
-          log.commit();
-          break;
-        }
-        if (state.step % tc.log_every == 0 || state.step == tc.steps) {
-          const auto now = std::chrono::steady_clock::now();
-          const double secs = std::chrono::duration<double>(now - window_start).count();
-          log.append("train", {{"step", static_cast<double>(state.step)},
-                               {"tokens", static_cast<double>(state.tokens_seen)},
-                               {"loss", loss},
-                               {"lr", lr},
-                               {"grad_norm", grad_norm},
-                               {"tokens_per_s", secs > 0 ? static_cast<double>(window_tokens) / secs : 0.0}});
-          window_start = now;
-          window_tokens = 0;
-        }
-        if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || state.step == tc.steps) {
-          last_val = fmt::format("{:.3f}", run_eval(state.step).loss);
-        }
-        if (request.show_progress) {
-          const double tok_s = static_cast<double>(tokens_per_step) / (ms / 1000.0);
-          progress.update(state.step, fmt::format("loss {:.3f} | val {} | {:.0f} ms/step | {:.0f} tok/s{} | {}", loss,
-                                                  last_val, ms, tok_s,
-                                                  peak ? fmt::format(" | MFU {:.1f}%", 100.0 * mfu_of(tok_s)) : "",
-                                                  kernel));
-        }
-
-        ++steps_this_process;
-        const bool stop_here = request.stop_after > 0 && steps_this_process >= request.stop_after && state.step < tc.steps;
-        // A signal at the last step (during the final evaluation) lets the run
-        // complete: stopping there would leave nothing for a resume to do.
-        const int signo = state.step < tc.steps ? g_stop_signal.load() : 0;
-        if (signo != 0 || stop_here) {
-          outcome.status = "interrupted";
-          outcome.signal = signo;
-          log.add_event({state.step, "interrupted",
-                         signo != 0 ? fmt::format("stopped by {}; re-run the same command to resume", signal_name(signo))
-                                    : "stopped by --stop-after; re-run the same command to resume"});
-          checkpoint_and_commit("interrupted");
-          break;
-        }
-        if (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0 && state.step < tc.steps) {
-          log.add_event({state.step, "checkpoint", ""});
-          checkpoint_and_commit("running");
-        }
+      // The host reads device values only at these steps (train.log_every,
+      // evaluations, checkpoints, a stop); between them steps queue up.
+      const bool last = state.step == tc.steps;
+      const bool log_now = state.step % tc.log_every == 0 || last;
+      const bool eval_now = (tc.eval_every > 0 && state.step % tc.eval_every == 0) || last;
+      const bool checkpoint_now = tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0 && !last;
+      const bool stop_requested = request.stop_after > 0 && steps_this_process >= request.stop_after && !last;
+      // A signal at the last step (during the final evaluation) lets the run
+      // complete: stopping there would leave nothing for a resume to do.
+      const int signo = last ? 0 : g_stop_signal.load();
+      if (!(log_now || eval_now || checkpoint_now || stop_requested || signo != 0)) {
+        if (request.show_progress) progress.update(state.step, last_train);
+        continue;
       }
 
+      if (const auto diverged = divergence.first()) {
+        outcome.status = "diverged";
+        state.step = diverged->step;  // what the run reached; the steps after it are not kept
+        log.add_event({state.step, "diverged", fmt::format("loss became {} at step {}", diverged->loss, state.step)});
+        set_status(log, "diverged", state.step);
+        log.commit();
+        break;
+      }
+      if (log_now) {
+        const double loss = step.loss.item<double>();
+        const double grad_norm = step.grad_norm.item<double>();  // the device has finished the window here
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+        const double tok_s = secs > 0 ? static_cast<double>(window_steps * tokens_per_step) / secs : 0.0;
+        log.append("train", {{"step", static_cast<double>(state.step)},
+                             {"tokens", static_cast<double>(state.tokens_seen)},
+                             {"loss", loss},
+                             {"lr", lr},
+                             {"grad_norm", grad_norm},
+                             {"tokens_per_s", tok_s}});
+        const double ms = 1000.0 * secs / static_cast<double>(window_steps);
+        window_ms.push_back(ms);
+        last_train = fmt::format("loss {:.3f} | val {} | {:.0f} ms/step | {:.0f} tok/s{} | {}", loss, last_val, ms,
+                                 tok_s, peak ? fmt::format(" | MFU {:.1f}%", 100.0 * mfu_of(tok_s)) : "", kernel);
+        window_start = std::chrono::steady_clock::now();
+        window_steps = 0;
+      }
+      if (eval_now) {
+        const auto eval_start = std::chrono::steady_clock::now();
+        last_val = fmt::format("{:.3f}", run_eval(state.step).loss);
+        window_start += std::chrono::steady_clock::now() - eval_start;  // evaluating is not training throughput
+      }
+      if (request.show_progress) progress.update(state.step, last_train);
+
+      if (signo != 0 || stop_requested) {
+        outcome.status = "interrupted";
+        outcome.signal = signo;
+        log.add_event({state.step, "interrupted",
+                       signo != 0 ? fmt::format("stopped by {}; re-run the same command to resume", signal_name(signo))
+                                  : "stopped by --stop-after; re-run the same command to resume"});
+        checkpoint_and_commit("interrupted");
+        break;
+      }
+      if (checkpoint_now) {
+        log.add_event({state.step, "checkpoint", ""});
+        checkpoint_and_commit("running");
+      }
+    }
+
     outcome.steps = state.step;
-    outcome.ms_per_step = median(step_ms);
+    outcome.ms_per_step = median(window_ms);
     if (outcome.status == "complete" && steps_this_process == 0) {
       // Resumed from a checkpoint at the last step (the process that wrote it
       // died before committing run.h5 as complete): nothing to train, but the

@@ -309,3 +309,32 @@ TEST_CASE("a run whose loss becomes non-finite stops as diverged at that step", 
   CHECK(event);
   CHECK(log.attr("/summary", "final_val_ppl") == nullptr);
 }
+
+TEST_CASE("between log steps the loss is watched on the device: divergence is found at the step it happened",
+          "[train][integration]") {
+  // The host reads the loss only every train.log_every steps; the first
+  // non-finite step must still be the one a run that reads every step finds.
+  TempDir tmp;
+  auto every = text_run(tmp.path, 12);
+  every.run.optim.lr = 1e30;
+  every.run.optim.min_lr = 1e30;
+  every.run.optim.warmup_steps = 0;
+  auto sparse = every;
+  sparse.run.train.log_every = 4;
+  const auto reference = run(every, tmp.path / "every");
+  const auto watched = run(sparse, tmp.path / "sparse");
+  REQUIRE(reference.status == "diverged");
+  CHECK(watched.status == "diverged");
+  const int64_t k = reference.steps;
+  CHECK(watched.steps == k);
+  auto log = results::RunLog::load(tmp.path / "sparse" / "run.h5");
+  CHECK(std::get<int64_t>(*log.attr("/", "status_step")) == k);
+  bool event = false;
+  for (const auto& e : log.events()) event |= e.kind == "diverged" && e.step == k;
+  CHECK(event);
+  // Rows only at log steps before the divergence, each finite.
+  const auto steps = log.column("train", "step");
+  CHECK(static_cast<int64_t>(steps.size()) == (k - 1) / 4);
+  for (size_t i = 0; i < steps.size(); ++i) CHECK(steps[i] == static_cast<double>(4 * (i + 1)));
+  for (double loss : log.column("train", "loss")) CHECK(std::isfinite(loss));
+}
