@@ -2,6 +2,7 @@
 #include "model/attention/inner.h"
 
 #include <fmt/format.h>
+#include <ATen/SDPBackend.h>
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -62,6 +63,17 @@ torch::Tensor math_attention(const torch::Tensor& q_BHTE, const torch::Tensor& k
   return o.view({q_BHTE.size(0), h, t, v_BKSF.size(3)}).to(q_BHTE.scalar_type());
 }
 
+// True where causal SDPA (training, a whole prefill) would run math only
+// because the value width is narrower than the query/key width, and a fused
+// kernel takes the same call with equal widths. Never on the CPU, whose
+// fused kernel takes unequal widths.
+bool pads_values(const torch::Tensor& q, const torch::Tensor& v) {
+  if (!q.is_cuda() || v.size(-1) >= q.size(-1)) return false;
+  const auto math = static_cast<int64_t>(at::SDPBackend::math);
+  if (at::_fused_sdp_choice(q, q, v, {}, 0.0, /*is_causal=*/true) != math) return false;
+  return at::_fused_sdp_choice(q, q, q, {}, 0.0, /*is_causal=*/true) != math;
+}
+
 torch::Tensor sdpa_attention(const torch::Tensor& q_BHTE, const torch::Tensor& k_BKSE,
                              const torch::Tensor& v_BKSF, double scale, const torch::Tensor& bias_HTS) {
   const int64_t h = q_BHTE.size(1), k = k_BKSE.size(1), t = q_BHTE.size(2), s = k_BKSE.size(2);
@@ -70,6 +82,15 @@ torch::Tensor sdpa_attention(const torch::Tensor& q_BHTE, const torch::Tensor& k
   if (k != h) {  // grouped heads: expand is a view, repeat_interleave semantics via reshape
     kk = kk.unsqueeze(2).expand({kk.size(0), k, h / k, s, kk.size(3)}).reshape({kk.size(0), h, s, kk.size(3)});
     vv = vv.unsqueeze(2).expand({vv.size(0), k, h / k, s, vv.size(3)}).reshape({vv.size(0), h, s, vv.size(3)});
+  }
+  // MLA's value heads are narrower than its query/key heads (F < E), and a
+  // fused CUDA kernel may refuse unequal widths; where SDPA would then fall
+  // back to math, the values are zero-padded to E and the output cut back to
+  // F (zero columns add nothing to the weighted sum).
+  const int64_t f = vv.size(3);
+  if (!bias_HTS.defined() && t == s && pads_values(q_BHTE, vv)) {
+    vv = torch::constant_pad_nd(vv, {0, q_BHTE.size(3) - f});
+    return sdpa_attention(q_BHTE, kk, vv, scale, bias_HTS).narrow(3, 0, f);
   }
   if (!bias_HTS.defined() && t == s)
     return at::scaled_dot_product_attention(q_BHTE, kk, vv, {}, 0.0, /*is_causal=*/true, scale);
@@ -94,9 +115,12 @@ std::string sdpa_kernel(int64_t batch, int64_t heads, int64_t t, int64_t qk_dim,
   if (with_bias) mask = torch::zeros({1, heads, t, t}, options);
   // sdp::SDPBackend's order (ATen/native/transformers/sdp_utils_cpp.h).
   static const char* const kNames[] = {"math", "flash", "efficient", "cudnn", "overrideable"};
-  const int64_t choice = at::_fused_sdp_choice(q, q, v, mask, 0.0, /*is_causal=*/!with_bias);
-  return choice >= 0 && choice < static_cast<int64_t>(std::size(kNames)) ? kNames[choice]
-                                                                          : fmt::format("unknown ({})", choice);
+  const bool padded = !with_bias && pads_values(q, v);
+  const int64_t choice = at::_fused_sdp_choice(q, q, padded ? q : v, mask, 0.0, /*is_causal=*/!with_bias);
+  const std::string name = choice >= 0 && choice < static_cast<int64_t>(std::size(kNames))
+                               ? kNames[choice]
+                               : fmt::format("unknown ({})", choice);
+  return padded ? name + " (values padded)" : name;
 }
 
 torch::Tensor inner_attention(const torch::Tensor& q_BHTE, const torch::Tensor& k_BKSE,
