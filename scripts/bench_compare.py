@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import h5py
 
@@ -73,14 +74,15 @@ def cases(device: str, smoke: bool):
                 out.append(case(f"decode {attention}{'-' + decode if decode else ''} S=512 B=4", "decode", s,
                                 extra + ["model.max_seq_len=1024"], ref))
         return out
+    # Under a --budget the cases run in this order, so the ones that decide
+    # the targets come first: B1, B3 at S=4k (MHA, MLA naive and absorbed:
+    # "absorbed >= 3x naive", the bandwidth target), B2 for MHA and MLA, then
+    # the rest.
     variants = [("mha", 0), ("gqa", 4), ("mqa", 0), ("mla", 0)]
-    out.append(case("B4 kv bytes", "kv", shape(12, 12, 768, device="cuda", dtype="bf16")))
-    out.append(case("B1 train mha", "train", shape(6, 6, 384, seq=256, batch=64, dtype="bf16", device="cuda"),
-                    preset="b1"))
-    for kind, kv in variants:
-        out.append(case(f"B2 train {kind}", "train",
-                        shape(12, 12, 768, attention=kind, kv_heads=kv, seq=1024, batch=8, dtype="bf16",
-                              device="cuda"), preset="b2"))
+    b2 = {kind: case(f"B2 train {kind}", "train",
+                     shape(12, 12, 768, attention=kind, kv_heads=kv, seq=1024, batch=8, dtype="bf16", device="cuda"),
+                     preset="b2") for kind, kv in variants}
+    b3 = []
     for s_len in ([1024, 4096] if smoke else [1024, 4096, 16384]):
         for batch in (1, 64):
             for kind, kv in variants + [("mla", -1)]:
@@ -89,8 +91,14 @@ def cases(device: str, smoke: bool):
                            device="cuda")
                 extra = ["--context", str(s_len)] + (["--decode", decode] if decode else [])
                 ref = ["--context", str(s_len)] + (["--mla-decode", decode] if decode else [])
-                out.append(case(f"B3 decode {kind}{'-' + decode if decode else ''} S={s_len} B={batch}", "decode",
-                                sh, extra, ref, preset="b3"))
+                b3.append(case(f"B3 decode {kind}{'-' + decode if decode else ''} S={s_len} B={batch}", "decode",
+                               sh, extra, ref, preset="b3"))
+    first_b3 = [c for c in b3 if "S=4096" in c["name"] and c["name"].split()[2] in ("mha", "mla-naive", "mla-absorbed")]
+    out.append(case("B4 kv bytes", "kv", shape(12, 12, 768, device="cuda", dtype="bf16")))
+    out.append(case("B1 train mha", "train", shape(6, 6, 384, seq=256, batch=64, dtype="bf16", device="cuda"),
+                    preset="b1"))
+    out += first_b3 + [b2["mha"], b2["mla"]]
+    out += [c for c in b3 if c not in first_b3] + [b2["gqa"], b2["mqa"]]
     return out
 
 
@@ -238,6 +246,25 @@ def compare(c, a, h5) -> dict:
     return row
 
 
+COLUMNS = ["case", "rounds", "attnlab_ms", "eager_ms", "compile_ms", "attnlab/eager", "attnlab/eager spread",
+           "attnlab/compile", "attnlab/compile spread", "note"]
+
+
+def write_table(rows, path):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in COLUMNS})
+
+
+def print_table(rows):
+    widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in COLUMNS}
+    print("\n" + "  ".join(k.ljust(widths[k]) for k in COLUMNS).rstrip())
+    for r in rows:
+        print("  ".join(str(r.get(k, "")).ljust(widths[k]) for k in COLUMNS).rstrip())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="the attnlab binary")
@@ -248,6 +275,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, help="untimed steps per process, each round (default 10; --smoke: 2)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile reference")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "results" / "bench")
+    ap.add_argument("--budget", type=float, default=0,
+                    help="seconds: start no new case after this long (the rest are listed as not run); 0: no limit")
     a = ap.parse_args()
     for name, full, smoke in (("rounds", 5, 2), ("steps", 20, 5), ("warmup", 10, 2)):
         if getattr(a, name) is None:
@@ -258,26 +287,20 @@ def main() -> int:
         ap.error("--warmup must be at least 1 for torch.compile (its first step compiles), else at least 0")
     a.out.mkdir(parents=True, exist_ok=True)
     h5 = a.out / f"{a.device}.h5"
+    deadline = time.monotonic() + a.budget if a.budget else None
     rows = []
     for c in cases(a.device, a.smoke):
+        if deadline is not None and time.monotonic() > deadline:
+            rows.append({"case": c["name"], "note": f"not run: --budget {a.budget:.0f} s spent", "_failed": False})
+            continue
         if c["bench"] == "kv":
             print(f"\n== {c['name']}", flush=True)
             rows.append(check_kv(c, a, h5))
         else:
             rows.append(compare(c, a, h5))
-    failed = any(r.pop("_failed") for r in rows)
-
-    columns = ["case", "rounds", "attnlab_ms", "eager_ms", "compile_ms", "attnlab/eager", "attnlab/eager spread",
-               "attnlab/compile", "attnlab/compile spread", "note"]
-    widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in columns}
-    print("\n" + "  ".join(k.ljust(widths[k]) for k in columns).rstrip())
-    for r in rows:
-        print("  ".join(str(r.get(k, "")).ljust(widths[k]) for k in columns).rstrip())
-    with open(a.out / "compare.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in columns})
+        write_table(rows, a.out / "compare.csv")  # after every case: a run cut off keeps what finished
+    failed = any(r.get("_failed") for r in rows)
+    print_table(rows)
     print(f"\nattnlab's figures: {h5}; the reference's: {a.out / 'reference.jsonl'}; this table: {a.out / 'compare.csv'}")
     print(f"{a.rounds} interleaved round(s) of {a.steps} timed steps after {a.warmup} warm-up, per process; ms: the "
           "median over rounds of each one's median; ratios: the median over rounds of attnlab / PyTorch within a "
