@@ -4,6 +4,7 @@
 
 #include <c10/util/Logging.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -19,6 +20,10 @@ int main(int argc, char** argv) {
   // LibTorch's allocation failures must throw (the trainer turns them into a
   // message naming the keys that size memory), never LOG(FATAL) and abort.
   FLAGS_caffe2_use_fatal_for_enforce = false;
+  // A file-size limit (ulimit -f) would kill the process with SIGXFSZ in the
+  // middle of a write; ignored, the write fails with EFBIG instead, and the
+  // writer reports it and removes its .tmp like any other full disk.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"attnlab: attention and KV-cache ablations on small language models"};
   app.require_subcommand(0, 1);
   bool version = false;

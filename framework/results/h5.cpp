@@ -241,6 +241,23 @@ File create_file(const std::filesystem::path& path) {
   return File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()), H5Fclose, what);
 }
 
+File create_memory_file(const std::string& name) {
+  silence_hdf5();
+  std::string what = "cannot create " + name + " in memory";
+  PropList fapl = file_access_props(what);
+  check(H5Pset_fapl_core(fapl.id(), /*increment=*/1 << 16, /*backing_store=*/false), what);
+  return File(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()), H5Fclose, what);
+}
+
+std::string file_image(const File& file) {
+  check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flushing an in-memory file");
+  const ssize_t size = H5Fget_file_image(file.id(), nullptr, 0);
+  if (size < 0) fail("reading an in-memory file's image");
+  std::string bytes(static_cast<size_t>(size), '\0');
+  if (H5Fget_file_image(file.id(), bytes.data(), bytes.size()) != size) fail("reading an in-memory file's image");
+  return bytes;
+}
+
 File open_file_read(const std::filesystem::path& path) {
   silence_hdf5();
   std::string what = "cannot open " + path.string();

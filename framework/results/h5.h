@@ -53,6 +53,12 @@ struct PropList : Handle { using Handle::Handle; };
 
 // Files. create() truncates an existing file.
 File create_file(const std::filesystem::path& path);
+// A file held in memory only (HDF5's core driver, no backing store), named
+// `name` in messages; file_image() returns its bytes for a writer that deals
+// with a full disk itself. HDF5 then never writes to disk, so a disk that
+// fails cannot leave it holding a file it cannot close.
+File create_memory_file(const std::string& name);
+std::string file_image(const File& file);
 File open_file_read(const std::filesystem::path& path);
 File open_file_rw(const std::filesystem::path& path);
 

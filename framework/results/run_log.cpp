@@ -208,17 +208,18 @@ void RunLog::add_event(Event event) {
 }
 
 void RunLog::commit() const {
-  std::filesystem::path tmp = path_;
-  tmp += ".tmp";
   std::error_code ec;
   if (!path_.parent_path().empty()) {
     std::filesystem::create_directories(path_.parent_path(), ec);
     if (ec) throw Error(fmt::format("cannot create directory {}: {}", path_.parent_path().string(), ec.message()));
   }
-  ::close(open_fresh(tmp));  // a fresh regular file: never through a link left at tmp
-  h5::File file;
-  try {
-    file = h5::create_file(tmp);  // tmp is ours to remove on any failure, even a half-made file
+  // The file is built in memory and written by atomic_write_text (beside the
+  // target, fsync, rename): a full disk or an I/O error fails that write
+  // cleanly, naming the file, and leaves no .tmp; HDF5 itself never touches
+  // the disk (a close that failed there left it unable to shut down).
+  std::string image;
+  {
+    h5::File file = h5::create_memory_file(path_.string());
     for (const auto& [group, attrs] : attrs_) {
       h5::Group g = h5::create_group(file.id(), group);
       for (const auto& [name, value] : attrs) h5::write_attr(g.id(), name, value);
@@ -244,17 +245,10 @@ void RunLog::commit() const {
       h5::write_strings(g.id(), "kind", kinds);
       h5::write_strings(g.id(), "message", messages);
     }
+    image = h5::file_image(file);
     file.close();
-    failpoint::hit("run_commit.write", path_);
-  } catch (...) {
-    file = h5::File();
-    // A regular file at tmp is ours (create_file truncates one left by a
-    // crash), even when creating it failed half-way; anything else in the way
-    // is not, and stays.
-    if (std::filesystem::is_regular_file(tmp, ec)) std::filesystem::remove(tmp, ec);
-    throw;
   }
-  replace_durably(tmp, path_, "run_commit");
+  atomic_write_text(path_, image, "run_commit");
 }
 
 RunLog RunLog::load(const std::filesystem::path& path) {

@@ -292,21 +292,17 @@ Summary collect(const fs::path& sweep_dir) {
 void write_summary(const fs::path& sweep_dir, const Summary& s) {
   results::atomic_write_text(sweep_dir / "summary.csv", to_csv(s.runs));
   results::atomic_write_text(sweep_dir / "summary_configs.csv", to_csv(s.configs));
+  // Built in memory and written like the CSVs (results/h5.h says why).
   const fs::path target = sweep_dir / "summary.h5";
-  fs::path tmp = target;
-  tmp += ".tmp";
-  ::close(results::open_fresh(tmp));
-  try {
-    results::h5::File file = results::h5::create_file(tmp);
+  std::string image;
+  {
+    results::h5::File file = results::h5::create_memory_file(target.string());
     write_table(file.id(), "/runs", s.runs);
     write_table(file.id(), "/configs", s.configs);
+    image = results::h5::file_image(file);
     file.close();
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
   }
-  results::replace_durably(tmp, target);
+  results::atomic_write_text(target, image);
 }
 
 }  // namespace attnlab::sweep

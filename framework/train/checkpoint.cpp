@@ -6,11 +6,13 @@
 #include <torch/serialize.h>
 
 #include <algorithm>
+#include <sstream>
 #include <vector>
 
 #include "core/error.h"
 #include "core/failpoint.h"
 #include "results/durable.h"
+#include "results/run_log.h"
 
 namespace attnlab::train {
 namespace fs = std::filesystem;
@@ -80,23 +82,19 @@ fs::path save_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torc
   archive.write("train_seconds", torch::tensor(state.train_seconds, torch::kFloat64));
   archive.write("config_sha256", c10::IValue(state.config_sha256));
 
-  // Write beside the target, fsync, rename, fsync the directory: a crash or a
-  // power loss never leaves a torn checkpoint, and a failed write (a full
-  // disk) leaves no .tmp behind.
-  fs::path tmp = path;
-  tmp += ".tmp";
-  ::close(results::open_fresh(tmp));  // a fresh regular file: never through a link left at tmp
+  // LibTorch's archive writer cannot fail cleanly: on a full disk it throws
+  // from inside its zip writer and again from its destructor, which ends the
+  // process. So the archive is built in memory (LibTorch does no I/O), and
+  // our own writer puts it beside the target, fsyncs and renames: a crash or
+  // a power loss never leaves a torn checkpoint, and a failed write (ENOSPC,
+  // EIO, EFBIG) removes its .tmp and throws an Error naming the file.
+  std::ostringstream bytes;
+  archive.save_to(bytes);
   try {
-    archive.save_to(tmp.string());
-    failpoint::hit("checkpoint.write", path);
-  } catch (const std::exception& e) {
-    std::error_code ec;
-    if (fs::is_regular_file(tmp, ec)) fs::remove(tmp, ec);  // ours, even half-written
-    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-    throw Error(fmt::format("cannot write checkpoint {}: {}", path.string(),
-                            c10_error ? c10_error->what_without_backtrace() : e.what()));
+    results::atomic_write_text(path, std::move(bytes).str(), "checkpoint");
+  } catch (const Error& e) {
+    throw Error(fmt::format("cannot write checkpoint {}: {}", path.string(), e.what()));
   }
-  results::replace_durably(tmp, path, "checkpoint");
   return path;
 }
 
