@@ -240,16 +240,27 @@ int run_task(const SweepArgs& a) {
   return 0;
 }
 
-// What each run's exit code means for the sweep.
-std::string outcome_of(int code) {
+// What a worker's end means for the sweep, given the signal the sweep passed
+// on (0: none). A worker stopped by a signal while training checkpoints and
+// exits 128 + the signal; between runs of eval it may die of it. Either is
+// "interrupted" when it is the sweep's signal, "stopped" when something else
+// sent it; one killed otherwise (SIGKILL from the out-of-memory killer, a
+// crash) is "killed".
+std::string outcome_of(int status, int forwarded) {
+  if (WIFSIGNALED(status)) return WTERMSIG(status) == forwarded ? "interrupted" : "killed";
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
   if (code == 0) return "complete";
   if (code == 3) return "diverged";
-  if (code > 128) return "interrupted";
+  if (code > 128) return code - 128 == forwarded ? "interrupted" : "stopped";
   return "failed";
 }
 
 std::atomic<int> g_sweep_signal{0};
-extern "C" void on_sweep_signal(int signo) { g_sweep_signal = signo; }
+std::atomic<int> g_sweep_signal_count{0};
+extern "C" void on_sweep_signal(int signo) {
+  g_sweep_signal = signo;
+  ++g_sweep_signal_count;
+}
 
 int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
   const int64_t n_workers = std::max<int64_t>(1, a.jobs);
@@ -273,26 +284,37 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
   std::vector<std::string> free_devices = a.devices;
   std::map<std::string, std::vector<const ManifestRun*>> ended;  // outcome -> runs
   // Without SA_RESTART, so that a signal interrupts waitpid() and is passed on at once.
-  struct sigaction on_signal {}, old_int {}, old_term {};
+  // Each worker runs in a process group of its own, so a terminal's Ctrl-C
+  // (SIGINT to the foreground group) reaches the sweep alone, and the sweep
+  // passes it on to each worker's group exactly once: a worker that saw two
+  // signals would take the second as "stop now" and skip its checkpoint.
+  struct sigaction on_signal {}, old_int {}, old_term {}, old_hup {};
   on_signal.sa_handler = on_sweep_signal;
   sigemptyset(&on_signal.sa_mask);
   on_signal.sa_flags = 0;
   sigaction(SIGINT, &on_signal, &old_int);
   sigaction(SIGTERM, &on_signal, &old_term);
+  sigaction(SIGHUP, &on_signal, &old_hup);
   g_sweep_signal = 0;
+  g_sweep_signal_count = 0;
   Progress progress(fmt::format("sweep {}", m.experiment), static_cast<int64_t>(m.runs.size()));
   size_t next = 0;
   int64_t done = skipped;
   bool stop_launching = false;
+  int forwarded = 0, forwarded_count = 0;  // the signal passed on to the workers, and how many were
   auto show = [&] {
     progress.update(done, fmt::format("{} running | {} failed | {} diverged", running.size(), ended["failed"].size(),
                                       ended["diverged"].size()));
   };
   show();
   while (next < to_run.size() || !running.empty()) {
-    if (g_sweep_signal != 0 && !stop_launching) {  // pass it on: every worker checkpoints and stops
+    // Pass each signal on once: the first makes every worker checkpoint and
+    // stop; a second one (a user's deliberate second Ctrl-C) stops them at once.
+    if (const int count = g_sweep_signal_count; count > forwarded_count) {
       stop_launching = true;
-      for (const auto& [pid, w] : running) ::kill(pid, g_sweep_signal);
+      forwarded = g_sweep_signal;
+      forwarded_count = count;
+      for (const auto& [pid, w] : running) ::kill(-pid, forwarded);  // the worker and its eval children
     }
     while (!stop_launching && next < to_run.size() && static_cast<int64_t>(running.size()) < n_workers &&
            (a.devices.empty() || !free_devices.empty())) {
@@ -308,12 +330,14 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
       const pid_t pid = fork();
       if (pid < 0) throw Error("cannot fork: " + std::string(std::strerror(errno)));
       if (pid == 0) {
+        ::setpgid(0, 0);
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd < 0) _exit(126);
         ::dup2(fd, 1);
         ::dup2(fd, 2);
         std::signal(SIGINT, SIG_DFL);
         std::signal(SIGTERM, SIG_DFL);
+        std::signal(SIGHUP, SIG_DFL);
         ::setenv("ATTNLAB_THREADS", std::to_string(threads).c_str(), 1);
         if (!device.empty()) ::setenv("CUDA_VISIBLE_DEVICES", device.c_str(), 1);
         std::vector<char*> args;
@@ -322,6 +346,7 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
         execv(args[0], args.data());
         _exit(127);
       }
+      ::setpgid(pid, pid);  // also here: a signal may come before the child has run
       running[pid] = {r, device};
       show();
     }
@@ -333,8 +358,11 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
     }
     const auto it = running.find(pid);
     if (it == running.end()) continue;
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    const std::string outcome = outcome_of(code);
+    const std::string outcome = outcome_of(status, forwarded);
+    if (outcome == "killed" || outcome == "stopped")
+      fmt::print(stderr, "\nsweep: {} was {} by signal {} ({}), which the sweep did not send\n", it->second.run->id,
+                 outcome, WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status) - 128,
+                 strsignal(WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status) - 128));
     ended[outcome].push_back(it->second.run);
     if (!it->second.device.empty()) free_devices.push_back(it->second.device);
     running.erase(it);
@@ -342,16 +370,19 @@ int run_local(const SweepArgs& a, const Plan& p, const Manifest& m) {
     if (outcome == "failed" && a.fail_fast) stop_launching = true;
     show();
   }
-  progress.finish(fmt::format("{} complete | {} failed | {} diverged | {} interrupted",
+  const size_t outside = ended["killed"].size() + ended["stopped"].size();
+  progress.finish(fmt::format("{} complete | {} failed | {} diverged | {} interrupted{}",
                               ended["complete"].size() + static_cast<size_t>(skipped), ended["failed"].size(),
-                              ended["diverged"].size(), ended["interrupted"].size()));
+                              ended["diverged"].size(), ended["interrupted"].size(),
+                              outside ? fmt::format(" | {} killed or stopped from outside", outside) : ""));
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
-  for (const char* kind : {"failed", "diverged", "interrupted"})
+  sigaction(SIGHUP, &old_hup, nullptr);
+  for (const char* kind : {"failed", "diverged", "interrupted", "stopped", "killed"})
     for (const auto* r : ended[kind]) fmt::print("{}: {} (log: {})\n", kind, r->id, (r->dir / "train.log").string());
   if (next < to_run.size()) fmt::print("{} run(s) not started; run the same command again to continue\n", to_run.size() - next);
   if (g_sweep_signal != 0) return 128 + g_sweep_signal;
-  return ended["failed"].empty() ? 0 : 1;
+  return ended["failed"].empty() && outside == 0 ? 0 : 1;
 }
 
 int show_status(const Plan& p, const Manifest& m) {
@@ -376,6 +407,7 @@ int run(SweepArgs a) {
   resolve_launcher(a);
   if (a.task >= 0) return run_task(a);
   Plan p = plan(a);
+  if (a.launcher == "slurm") sweep::check_slurm_options(a.slurm, p.manifest.experiment, p.sweep_dir);  // before any write
   const fs::path path = sweep::manifest_path(p.sweep_dir);
   if (a.status) {
     const auto m = sweep::read_manifest(path);

@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <sstream>
 
@@ -36,10 +38,47 @@ std::pair<int, std::string> capture(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
+std::string shown(const std::string& value) {
+  std::string out;
+  for (unsigned char c : value) out += c < 0x20 || c == 0x7f ? fmt::format("\\x{:02x}", c) : std::string(1, char(c));
+  return out;
+}
+
+bool has_control(const std::string& value) {
+  return std::any_of(value.begin(), value.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
+void refuse(const std::string& what, const std::string& value, const std::string& why) {
+  throw UserError(fmt::format("{} '{}' {}: Slurm values go into the batch script as data, never as script lines",
+                              what, shown(value), why));
+}
+
+void check_charset(const std::string& what, const std::string& value, std::string_view extra, const char* expected) {
+  for (unsigned char c : value)
+    if (!std::isalnum(c) && extra.find(static_cast<char>(c)) == std::string_view::npos)
+      refuse(what, value, fmt::format("holds '{}'; expected {}", shown(std::string(1, char(c))), expected));
+}
+
 }  // namespace
+
+void check_slurm_options(const SlurmOptions& o, const std::string& experiment, const fs::path& sweep_dir) {
+  check_charset("--partition (launcher.partition)", o.partition, "_.,-",
+                "letters, digits and _ . , - (partitions separated by commas)");
+  check_charset("--time (launcher.time)", o.time, ":-", "a Slurm time such as 04:00:00, 1-00:00:00 or UNLIMITED");
+  for (const auto& line : o.sbatch) {
+    if (has_control(line)) refuse("--sbatch (launcher.sbatch)", line, "holds a newline or another control character");
+    if (!line.starts_with("-")) refuse("--sbatch (launcher.sbatch)", line, "is not an sbatch option (e.g. --account=lab)");
+  }
+  if (has_control(experiment))
+    refuse("the experiment name", experiment, "holds a newline or another control character (rename the file)");
+  const std::string dir = fs::absolute(sweep_dir).string(), cwd = fs::current_path().string();
+  if (has_control(dir)) refuse("the sweep folder", dir, "holds a newline or another control character (run.root)");
+  if (has_control(cwd)) refuse("the working directory", cwd, "holds a newline or another control character");
+}
 
 std::string sbatch_script(const fs::path& sweep_dir, const Manifest& m, const std::vector<std::string>& worker,
                           const SlurmOptions& o) {
+  check_slurm_options(o, m.experiment, sweep_dir);
   const fs::path logs = fs::absolute(sweep_dir / "slurm");
   std::ostringstream s;
   s << "#!/bin/bash\n";

@@ -26,6 +26,15 @@ struct SlurmOptions {
   std::vector<std::string> sbatch;       // extra `#SBATCH` lines, e.g. "--account=lab"
 };
 
+// Refuses, with a UserError naming the flag and its launcher key, any value
+// that would not stay data in the batch script: a newline or other control
+// character anywhere (it would start a new #SBATCH or shell line), a
+// partition or time limit outside the characters Slurm uses for them, an
+// extra sbatch option that does not start with '-'. Also the experiment's
+// name and the script's paths, which the script names too. Called before
+// anything is written.
+void check_slurm_options(const SlurmOptions& o, const std::string& experiment, const std::filesystem::path& sweep_dir);
+
 // The batch script for the sweep's array. `worker` is the attnlab command
 // line without its `--task I`.
 std::string sbatch_script(const std::filesystem::path& sweep_dir, const Manifest& m,

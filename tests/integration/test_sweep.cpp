@@ -215,8 +215,16 @@ TEST_CASE("a changed experiment is refused, naming the runs, and --extend append
   CHECK_THAT(shrunk.output, Catch::Contains("4 run(s) no longer in it"));
 }
 
-TEST_CASE("a sweep stopped part way by SIGTERM resumes only what is missing and equals an uninterrupted sweep",
+TEST_CASE("a sweep stopped part way by SIGTERM, or by Ctrl-C to its process group, checkpoints every worker, "
+          "resumes only what is missing and equals an uninterrupted sweep",
           "[sweep][integration]") {
+  // A terminal's Ctrl-C sends SIGINT to the whole foreground process group:
+  // the sweep and, unless they have a group of their own, its workers, which
+  // then saw a second signal when the sweep passed it on and stopped without
+  // a checkpoint, leaving run.h5 at "running".
+  const bool to_group = GENERATE(false, true);
+  const int signo = to_group ? SIGINT : SIGTERM;
+  INFO((to_group ? "SIGINT to the process group" : "SIGTERM to the sweep"));
   TempDir tmp;
   const std::string file = (tmp.path / "exp.yaml").string();
   // Longer runs, so that SIGTERM finds workers mid-run.
@@ -234,11 +242,13 @@ TEST_CASE("a sweep stopped part way by SIGTERM resumes only what is missing and 
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    ::setpgid(0, 0);  // the sweep leads a group, as a shell's foreground job does
     const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && exec '" ATTNLAB_BINARY "' sweep " + file +
                                 " --jobs 2 > /dev/null 2>&1";
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  ::setpgid(pid, pid);
   // Stop it once the first run has a checkpoint.
   bool started = false;
   for (int i = 0; i < 600 && !started; ++i) {
@@ -246,15 +256,19 @@ TEST_CASE("a sweep stopped part way by SIGTERM resumes only what is missing and 
     for (const auto& r : manifest->runs) started |= fs::exists(r.dir / "checkpoints");
   }
   REQUIRE(started);
-  ::kill(pid, SIGTERM);
+  ::kill(to_group ? -pid : pid, signo);
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 128 + SIGTERM);
+  CHECK(WEXITSTATUS(status) == 128 + signo);
   int interrupted = 0;
-  for (const auto& r : manifest->runs)
-    if (fs::exists(r.dir / "run.h5"))
-      interrupted += std::get<std::string>(*RunLog::load(r.dir / "run.h5").attr("/", "status")) == "interrupted";
+  for (const auto& r : manifest->runs) {
+    if (!fs::exists(r.dir / "run.h5")) continue;
+    const auto run_status = std::get<std::string>(*RunLog::load(r.dir / "run.h5").attr("/", "status"));
+    INFO(r.id << ": " << run_status);
+    CHECK(run_status != "running");  // every worker that started checkpointed and said so
+    interrupted += run_status == "interrupted";
+  }
   CHECK(interrupted >= 1);  // the workers checkpointed and stopped
 
   const auto resumed = run_cli("sweep " + file + " --jobs 2");
@@ -373,4 +387,48 @@ TEST_CASE("a worker composes only its row, and refuses to start when the experim
   // Planning again accepts the edit (its runs are the same) and the worker runs.
   REQUIRE(run_cli("sweep " + exp.string() + " --jobs 2").exit_code == 0);
   CHECK(status_of(manifest->runs[1].dir / "run.h5") == "complete");
+}
+
+TEST_CASE("a worker killed by a signal the sweep did not send is reported, and the sweep exits non-zero",
+          "[sweep][integration]") {
+  TempDir tmp;
+  const std::string file = (tmp.path / "exp.yaml").string();
+  std::string text = experiment(tmp.path, "", 1);
+  text.replace(text.find("steps: 20"), 9, "steps: 400");
+  write_bytes(tmp.path / "exp.yaml", text);
+  const fs::path log = tmp.path / "sweep.log";
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const std::string command = "cd '" ATTNLAB_SOURCE_DIR "' && exec '" ATTNLAB_BINARY "' sweep " + file +
+                                " --jobs 1 > '" + log.string() + "' 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // The worker: the sweep's child, once it is training (as the OOM killer would find it).
+  pid_t worker = 0;
+  for (int i = 0; i < 600 && worker == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+      const std::string stat = read_bytes(entry.path() / "stat");
+      const auto close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream fields(stat.substr(close + 2));
+      char state = 0;
+      pid_t parent = 0;
+      fields >> state >> parent;
+      if (parent == pid && fs::exists(tmp.path / "results" / "exp")) worker = std::stoi(entry.path().filename());
+    }
+  }
+  REQUIRE(worker > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ::kill(worker, SIGKILL);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  const std::string output = read_bytes(log);
+  INFO(output);
+  CHECK(WEXITSTATUS(status) != 0);
+  CHECK_THAT(output, Catch::Contains("killed by signal 9"));
+  CHECK_THAT(output, Catch::Contains("which the sweep did not send"));
 }
