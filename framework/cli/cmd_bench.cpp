@@ -30,7 +30,7 @@ struct BenchArgs {
   std::string preset;
   int64_t steps = 20;
   int64_t warmup = 5;
-  int64_t context = 1024;  // decode: tokens cached before the timed steps
+  int64_t context = 0;  // decode: tokens cached before the timed steps; 0: 1024, or what model.max_seq_len leaves
   int64_t batch = 1;       // decode, kv
   int64_t length = 256;    // kv: tokens in the measured cache
   std::string decode;      // decode: naive | absorbed (MLA)
@@ -99,14 +99,22 @@ int run(const BenchArgs& a) {
                 {"warmup", static_cast<double>(f.timing.warmup)}});
     rows.push_back(row);
   } else if (a.bench == "decode") {
-    const auto f = bench::bench_decode(cfg, a.context, a.batch, a.decode, a.steps, a.warmup);
+    // The default fits the model: 1024 cached tokens, or fewer where
+    // model.max_seq_len leaves less room beside the warm-up and timed steps.
+    const int64_t context =
+        a.context > 0 ? a.context : std::min<int64_t>(1024, cfg.model.max_seq_len - a.warmup - a.steps);
+    if (context < 1)
+      throw UserError(fmt::format("--steps {} and --warmup {} leave no room for a cached context in model.max_seq_len "
+                                  "{}: lower them or raise model.max_seq_len",
+                                  a.steps, a.warmup, cfg.model.max_seq_len));
+    const auto f = bench::bench_decode(cfg, context, a.batch, a.decode, a.steps, a.warmup);
     fmt::print("{:>10} {:>10} {:>10} {:>12} {:>12} {:>12} {:>10}\n", "ms/step", "p10", "p90", "tokens/s",
                "weights MB", "cache MB", "GB/s");
     fmt::print("{:>10.3f} {:>10.3f} {:>10.3f} {:>12.0f} {:>12.1f} {:>12.1f} {:>10.1f}\n", f.timing.median_ms,
                f.timing.p10_ms, f.timing.p90_ms, f.tokens_per_s, f.weight_bytes / 1e6, f.cache_bytes / 1e6,
                f.gb_per_s);
     auto row = shape_row(cfg);
-    row.insert({{"context", static_cast<double>(a.context)},
+    row.insert({{"context", static_cast<double>(context)},
                 {"batch", static_cast<double>(a.batch)},
                 {"decode", code_of(kDecodes, a.decode.empty() ? "full" : a.decode)},
                 {"ms_per_step_median", f.timing.median_ms},
@@ -163,8 +171,9 @@ void add_one(CLI::App& parent, Action& action, const std::string& name, const st
     cmd->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
   }
   if (name == "decode") {
-    cmd->add_option("--context", a->context, "Tokens cached before the timed steps")
-        ->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--context", a->context,
+                    "Tokens cached before the timed steps (default 1024, or what model.max_seq_len leaves)")
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--decode", a->decode, "MLA: naive or absorbed")->check(CLI::IsMember({"naive", "absorbed"}));
   }
   if (name != "train")

@@ -97,7 +97,7 @@ void add_convert(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"high", "low", "uniform"}));
   cmd->add_option("--rope-fraction", args->rope_fraction,
                   "Share of each head's rotary pairs kept; default: the run's own partial RoPE, else 0.25")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(number_in(0.0, 1.0));
   cmd->add_option("--finetune", args->finetune, "Steps of training after the conversion (0: evaluate it as it is)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--name", args->name, "Run directory name beside RUN_DIR; default RUN-mla-rR-ftSTEPS");

@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/run_dir.h"
 #include "core/error.h"
 #include "core/run_lock.h"
@@ -323,7 +324,7 @@ void add_eval(CLI::App& app, Action& action) {
                 "(into /eval/recall)");
   cmd->add_option("--depths", args->depths, "Passkey depths in [0, 1], comma-separated")
       ->delimiter(',')
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(number_in(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--trials", args->trials, "Recall trials per (context, depth) cell")
       ->capture_default_str()

@@ -5,11 +5,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/run_dir.h"
 #include "core/error.h"
 #include "model/generate.h"
@@ -67,12 +69,14 @@ void add_generate(CLI::App& app, Action& action) {
   cmd->add_option("--decode", args->decode, "MLA decode path (default: the run's attention.decode)")
       ->check(CLI::IsMember({"naive", "absorbed"}));
   cmd->add_option("--max-new-tokens", args->options.max_new_tokens, "Tokens to generate")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--temperature", args->options.temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
+      ->check(integer_in(1, 1 << 24));
+  cmd->add_option("--temperature", args->options.temperature, "0 = greedy")->check(number_in(0, 1e6));
   cmd->add_option("--top-k", args->options.top_k, "Sample among the k most likely (0 = all)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", args->options.top_p, "Nucleus sampling mass (1 = all)")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--seed", args->options.seed, "Sampling seed");
+      ->check(integer_in(0, int64_t{1} << 31));
+  cmd->add_option("--top-p", args->options.top_p, "Nucleus sampling mass (1 = all)")
+      ->check(number_in(0.0, 1.0, /*lo_open=*/true));
+  cmd->add_option("--seed", args->options.seed, "Sampling seed")
+      ->check(integer_in(0, std::numeric_limits<int64_t>::max()));
   cmd->add_option("--device", args->device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->callback([&action, args] { action = [args] { return run(*args); }; });
 }

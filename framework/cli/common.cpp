@@ -1,6 +1,13 @@
 // Shared CLI helpers.
 #include "cli/common.h"
 
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
 #include "config/inspect.h"
 #include "core/error.h"
 
@@ -34,6 +41,39 @@ config::ComposeRequest make_request(const ConfigArgs& args, std::vector<std::str
   request.overrides = std::move(leading_overrides);
   request.overrides.insert(request.overrides.end(), args.overrides.begin(), args.overrides.end());
   return request;
+}
+
+CLI::Validator number_in(double lo, double hi, bool lo_open, bool hi_open) {
+  const std::string range = fmt::format("{}{}, {}{}", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+  const std::string expected = "a number in " + range;
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(v))
+          return fmt::format("'{}' is not {}", text, expected);
+        if (v < lo || v > hi || (lo_open && v == lo) || (hi_open && v == hi))
+          return fmt::format("{} is outside {}", text, range);
+        return "";
+      },
+      expected);
+}
+
+CLI::Validator integer_in(int64_t lo, int64_t hi) {
+  const std::string range = fmt::format("[{}, {}]", lo, hi);
+  const std::string expected = "an integer in " + range;
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        int64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec == std::errc::result_out_of_range) return fmt::format("{} does not fit {}", text, expected);
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+          return fmt::format("'{}' is not {}", text, expected);
+        if (v < lo || v > hi) return fmt::format("{} is outside {}", text, range);
+        return "";
+      },
+      expected);
 }
 
 }  // namespace attnlab::cli

@@ -27,6 +27,13 @@ std::string groups_footer(const std::filesystem::path& config_dir);
 // groups to its --help.
 void add_config_args(CLI::App& cmd, ConfigArgs& args);
 
+// Validators for numeric flags, the way the schema checks keys: the value
+// must parse whole, be finite (NaN passes CLI11's own ranges), and lie in
+// the range, which the message prints as written ("a number in (0, 1]")
+// rather than as a 309-digit bound.
+CLI::Validator number_in(double lo, double hi, bool lo_open = false, bool hi_open = false);
+CLI::Validator integer_in(int64_t lo, int64_t hi);
+
 config::ComposeRequest make_request(const ConfigArgs& args, std::vector<std::string> leading_overrides = {});
 
 }  // namespace attnlab::cli

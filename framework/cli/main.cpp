@@ -5,6 +5,8 @@
 #include <c10/util/Logging.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <new>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -90,7 +92,25 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "internal error: {}\n", e.what());
+    // No backtrace reaches a user: LibTorch's errors carry one, shown only
+    // with ATTNLAB_DEBUG=1. Running out of memory is the user's to fix by
+    // asking for less, in any command (train says which keys; see trainer.cpp).
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    const char* debug = std::getenv("ATTNLAB_DEBUG");
+    const bool full = debug != nullptr && std::string(debug) == "1";
+    std::string why = c10_error && !full ? c10_error->what_without_backtrace() : e.what();
+    const std::string command = app.get_subcommands().empty() ? "attnlab" : "attnlab " + app.get_subcommands()[0]->get_name();
+    const bool out_of_memory = dynamic_cast<const std::bad_alloc*>(&e) != nullptr ||
+                               dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr ||
+                               why.find("can't allocate memory") != std::string::npos;
+    if (out_of_memory) {
+      fmt::print(stderr, "error: out of memory in `{}` ({}): ask for less (a smaller batch, context, --tokens or "
+                         "model) or free memory\n",
+                 command, why.substr(0, why.find('\n')));
+    } else {
+      fmt::print(stderr, "internal error in `{}`: {}{}\n", command, why,
+                 full ? "" : "\n(ATTNLAB_DEBUG=1 shows where it came from)");
+    }
     return 1;
   }
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -182,6 +183,8 @@ class Resolver {
       auto a = parse_int(args[0]);
       auto b = parse_int(args[1]);
       if (!a || !b) throw Failure{fmt::format("'${{{}}}': div takes two integers, got '{}' and '{}'", expr, args[0], args[1])};
+      if (*b == -1 && *a == std::numeric_limits<int64_t>::min())  // the one quotient int64 cannot hold
+        throw Failure{fmt::format("'${{{}}}': {} / {} overflows a 64-bit integer", expr, *a, *b)};
       if (*b == 0 || *a % *b != 0)
         throw Failure{fmt::format("'${{{}}}': {} is not divisible by {}", expr, *a, *b)};
       return Node::scalar(std::to_string(*a / *b));

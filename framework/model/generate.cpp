@@ -13,8 +13,12 @@ namespace attnlab::model {
 
 torch::Tensor sample_next(const torch::Tensor& logits_BV, const GenerateOptions& options, torch::Generator& generator) {
   if (options.temperature <= 0.0) return logits_BV.argmax(-1);
-  auto logits = logits_BV.to(torch::kCPU, torch::kFloat32) / options.temperature;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
+  // Shifted so the largest logit is 0 before dividing, in fp64: however small
+  // the temperature, the best token stays 0 and the rest fall to -inf,
+  // never inf - inf (a NaN softmax).
+  auto logits = logits_BV.to(torch::kCPU, torch::kFloat64);
+  logits = (logits - std::get<0>(logits.max(-1, /*keepdim=*/true))) / options.temperature;
+  const double neg_inf = -std::numeric_limits<double>::infinity();
   if (options.top_k > 0 && options.top_k < logits.size(-1)) {
     auto kth = std::get<0>(logits.topk(options.top_k, -1)).narrow(-1, options.top_k - 1, 1);
     logits = logits.masked_fill(logits < kth, neg_inf);

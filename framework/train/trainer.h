@@ -27,10 +27,14 @@ struct TrainOutcome {
   int64_t steps = 0;                // optimizer steps completed
   double final_val_loss = 0.0;
   double final_val_ppl = 0.0;
-  double ms_per_step = 0.0;         // median over this process's steps
+  double ms_per_step = 0.0;         // median over this process's logged windows of the mean step time
   int signal = 0;                   // interrupted: the signal that stopped it (SIGINT, SIGTERM, SIGHUP)
   std::filesystem::path run_file;
 };
+
+// ATTNLAB_THREADS (a sweep worker's share of the CPU): an integer in [1, 1024],
+// else a UserError naming the variable.
+int64_t threads_from_environment(const std::string& value);
 
 // The model as a run starts it: initialised from `seed` alone, so changing
 // data_seed never changes the initial weights.
