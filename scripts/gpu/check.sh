@@ -14,7 +14,7 @@
 #   env        GPU, driver, torch and nvcc versions
 #   build      the carried .deb files unpacked into a private prefix, CMake
 #              against this machine's LibTorch, -j$(nproc)
-#   test       ctest -L gpu (docs/performance.md lists what they check)
+#   test       the [gpu] tests (ctest -L gpu; docs/gpu.md lists what they check)
 #   quickstart experiments/quickstart.yaml with train=gpu (400 steps, 4
 #              variants x 3 seeds), its validation loss against the CPU
 #              reference band in results/reference/quickstart/
@@ -66,7 +66,11 @@ run_phase() {
   if ((limit < 10)); then record "$name" skipped 0 "no time left"; return 1; fi
   say "$name (limit ${limit}s)"
   local t0 rc; t0=$(date +%s)
-  timeout --signal=TERM --kill-after=10 "$limit" "$@" > "$log" 2>&1
+  if [ "$(type -t "$1")" = function ]; then  # timeout runs programs: a phase function runs in a child bash
+    timeout --signal=TERM --kill-after=10 "$limit" bash -c "$(declare -f left say "$1"); $1" > "$log" 2>&1
+  else
+    timeout --signal=TERM --kill-after=10 "$limit" "$@" > "$log" 2>&1
+  fi
   rc=$?
   local secs=$(($(date +%s) - t0))
   if ((rc == 0)); then record "$name" ok "$secs" ""
@@ -87,11 +91,22 @@ TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null ||
 record env ok 0 "$(grep -E '^(torch|NVIDIA|name)' "$WORK/env.log" | tr '\n' ';' | cut -c1-300)"
 
 # --- build ----------------------------------------------------------------------
-# A build carried from the development machine is used when it was made
-# against this torch version and its binary starts; otherwise build here.
+# A build carried from the development machine (prepare.sh --build DIR) is
+# used when it was made from these sources, against this torch version, and
+# its binary starts here; otherwise build here.
 BIN="$BUILD/bin/attnlab"
-if [ -f "$CARRY/build/torch_version" ] && [ "$(cat "$CARRY/build/torch_version")" = "$TORCH_VERSION" ] \
-   && "$CARRY/build/bin/attnlab" --version >/dev/null 2>&1; then
+DEPS="$WORK/deps/usr/lib/x86_64-linux-gnu"
+TORCH_LIB=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)
+carried_ok() {
+  [ -f "$CARRY/build/torch_version" ] && [ "$(cat "$CARRY/build/torch_version")" = "$TORCH_VERSION" ] || return 1
+  [ "$(cat "$CARRY/build/source_sha256" 2>/dev/null)" = "$(bash scripts/gpu/source_hash.sh)" ] || return 1
+  mkdir -p "$WORK/deps"
+  for f in "$CARRY"/debs/*.deb; do dpkg-deb -x "$f" "$WORK/deps" 2>/dev/null \
+    || (cd "$WORK/deps" && ar p "$OLDPWD/$f" "$(ar t "$OLDPWD/$f" | grep '^data.tar')" | tar -x -J 2>/dev/null); done
+  export LD_LIBRARY_PATH="$DEPS:$DEPS/hdf5/serial:$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  "$CARRY/build/bin/attnlab" --version >> "$WORK/env.log" 2>&1
+}
+if carried_ok; then
   BUILD="$CARRY/build"; BIN="$BUILD/bin/attnlab"
   record build ok 0 "carried build for torch $TORCH_VERSION"
 else
@@ -103,9 +118,12 @@ fi
 [ -f "$BUILD/offline-env.sh" ] && source "$BUILD/offline-env.sh"
 
 # --- test ------------------------------------------------------------------------
-# On the CPU every [gpu] test reports a skip; the rehearsal checks they are
-# built, discovered and run.
-run_phase test 120 "$OUT/ctest.log" ctest --test-dir "$BUILD" -L gpu --output-on-failure -j 4 --timeout 110
+# The test binary itself, so that a carried build (whose ctest files name
+# the development machine's paths) runs them the same way. On the CPU every
+# [gpu] test reports a skip; the rehearsal checks they are built and run.
+run_phase test 120 "$OUT/ctest.log" "$BUILD/bin/attnlab_tests" "[gpu]" --durations yes
+
+export ROOT START DEADLINE CPU_MODE CARRY WORK PY OUT BUILD BIN SCALE LD_LIBRARY_PATH
 
 # --- quickstart ------------------------------------------------------------------
 quickstart() {

@@ -5,7 +5,12 @@
 #   .gpu/debs/   the Debian packages attnlab builds against (fetch-debs.sh)
 #   .gpu/data/   the KJV corpus prepared with the byte tokenizer (the device
 #                has no `bible` program), as data.dir for the quickstart
-# Usage: scripts/gpu/prepare.sh        (builds attnlab here first if needed)
+#   .gpu/build/  with --build DIR: DIR's attnlab and attnlab_tests, stripped,
+#                with the torch version and the source hash they were built
+#                from; check.sh uses them when both match the device, which
+#                saves its build (several minutes of the 15)
+# Usage: scripts/gpu/prepare.sh [--build DIR]   (builds attnlab here first if needed)
+#   DIR: a build made against the device's torch version (docs/gpu.md, "The rehearsal")
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -22,6 +27,22 @@ if [ ! -f "$CARRY/data/kjv/byte/train.bin" ]; then
   [ -x build/release/bin/attnlab ] || scripts/setup.sh
   say "preparing the KJV corpus into $CARRY/data"
   build/release/bin/attnlab data prepare kjv "data.dir=$CARRY/data" >&2
+fi
+
+if [ "${1:-}" = --build ]; then
+  from=${2:?--build needs the build directory}
+  src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$from/CMakeCache.txt")
+  torch_dir=$(sed -n 's/^Torch_DIR:PATH=//p' "$from/CMakeCache.txt")
+  version=$(sed -n "s/^__version__ = '\(.*\)'.*/\1/p" "$torch_dir/../../../version.py")
+  [ -n "$version" ] || { say "error: no torch version under $torch_dir"; exit 1; }
+  rm -rf "$CARRY/build" && mkdir -p "$CARRY/build/bin"
+  for b in attnlab attnlab_tests; do strip -o "$CARRY/build/bin/$b" "$from/bin/$b"; done
+  echo "$version" > "$CARRY/build/torch_version"
+  bash "$src/scripts/gpu/source_hash.sh" > "$CARRY/build/source_sha256"
+  if [ "$(cat "$CARRY/build/source_sha256")" != "$(bash scripts/gpu/source_hash.sh)" ]; then
+    say "warning: $from was built from other sources than this tree's; check.sh will build on the device"
+  fi
+  say "carried build: torch $version, $(du -sh "$CARRY/build" | cut -f1)"
 fi
 
 # What travels: tracked files and untracked ones git does not ignore, plus the carry.
