@@ -7,6 +7,8 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
+#include <charconv>
+
 #include "core/error.h"
 
 #if __has_include(<cuda_runtime_api.h>)
@@ -42,6 +44,17 @@ std::string dtype_name(torch::ScalarType dtype) {
     case torch::kFloat64: return "fp64";
     default: return std::string(c10::toString(dtype));
   }
+}
+
+int64_t threads_from_environment(const std::string& value) {
+  // The same range as train.threads; anything else (99999 once crashed the
+  // thread pool, and left the run at "running") is refused before any write.
+  int64_t n = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 1024)
+    throw_user_error("ATTNLAB_THREADS", "the environment",
+                     fmt::format("'{}' is not an integer in [1, 1024] (CPU threads per run, as train.threads)", value));
+  return n;
 }
 
 void seed_everything(int64_t seed) {

@@ -15,6 +15,10 @@ torch::Device select_device(const std::string& name, const std::string& key = "t
 torch::ScalarType parse_dtype(const std::string& name, const std::string& key);
 std::string dtype_name(torch::ScalarType dtype);
 
+// ATTNLAB_THREADS (a sweep worker's share of the CPU): an integer in [1, 1024],
+// the range of train.threads, else a UserError naming the variable.
+int64_t threads_from_environment(const std::string& value);
+
 // Seeds LibTorch's CPU and CUDA generators.
 void seed_everything(int64_t seed);
 

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
 #include <chrono>
 #include <variant>
@@ -151,17 +150,6 @@ double median(std::vector<double> v) {
 }
 
 }  // namespace
-
-int64_t threads_from_environment(const std::string& value) {
-  // The same range as train.threads; anything else (99999 once crashed the
-  // thread pool, and left the run at "running") is refused before any write.
-  int64_t n = 0;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 1024)
-    throw_user_error("ATTNLAB_THREADS", "the environment",
-                     fmt::format("'{}' is not an integer in [1, 1024] (CPU threads per run, as train.threads)", value));
-  return n;
-}
 
 model::TransformerLM init_model(const RunConfig& cfg, int64_t vocab_size) {
   seed_everything(cfg.seed);

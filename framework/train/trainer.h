@@ -32,10 +32,6 @@ struct TrainOutcome {
   std::filesystem::path run_file;
 };
 
-// ATTNLAB_THREADS (a sweep worker's share of the CPU): an integer in [1, 1024],
-// else a UserError naming the variable.
-int64_t threads_from_environment(const std::string& value);
-
 // The model as a run starts it: initialised from `seed` alone, so changing
 // data_seed never changes the initial weights.
 model::TransformerLM init_model(const RunConfig& cfg, int64_t vocab_size);

@@ -54,6 +54,20 @@ inline ModelConfig tiny_config(const std::string& attention = "mha") {
   return model::attention_entry(attention).test_configs(c).front().config;
 }
 
+// Every registry entry in each configuration its entry asks the property
+// tests to cover (MLA: decode paths x rope modes x query ranks), at `base`
+// (the tiny shape by default): the one list the property tests GENERATE over.
+struct Variant {
+  std::string name;
+  ModelConfig config;
+};
+inline std::vector<Variant> registry_variants(const ModelConfig& base = tiny_config("mha")) {
+  std::vector<Variant> out;
+  for (const auto& entry : model::attention_registry())
+    for (const auto& [label, config] : entry.test_configs(base)) out.push_back({label, config});
+  return out;
+}
+
 }  // namespace attnlab::test
 
 // Catch prints tensors in failure messages through this.

@@ -22,10 +22,7 @@ using torch::indexing::Slice;
 
 namespace {
 
-struct Variant {
-  std::string name;
-  ModelConfig config;
-};
+using attnlab::test::Variant;
 
 // Every registry test configuration at four layers, shared in groups of 2
 // (two full groups) and 3 (a group of 3 and a group of 1).
@@ -33,13 +30,12 @@ std::vector<Variant> shared_variants() {
   std::vector<Variant> out;
   ModelConfig base = tiny_config("mha");
   base.n_layers = 4;
-  for (const auto& entry : attention_registry())
-    for (const auto& [label, config] : entry.test_configs(base))
-      for (int64_t share : {2, 3}) {
-        auto c = config;
-        c.kv_share = share;
-        out.push_back({label + " kv_share=" + std::to_string(share), c});
-      }
+  for (const auto& [label, config] : attnlab::test::registry_variants(base))
+    for (int64_t share : {2, 3}) {
+      auto c = config;
+      c.kv_share = share;
+      out.push_back({label + " kv_share=" + std::to_string(share), c});
+    }
   return out;
 }
 

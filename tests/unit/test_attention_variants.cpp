@@ -19,27 +19,8 @@ using attnlab::test::AllClose;
 using attnlab::test::tiny_config;
 using torch::indexing::Slice;
 
-namespace {
-
-struct Variant {
-  std::string name;
-  ModelConfig config;
-};
-
-// Every registry entry in each configuration its entry asks the property
-// tests to cover (MLA: decode paths x rope modes x query ranks), at the tiny shape.
-std::vector<Variant> all_variants() {
-  std::vector<Variant> out;
-  ModelConfig base = tiny_config("mha");
-  for (const auto& entry : attention_registry())
-    for (const auto& [label, config] : entry.test_configs(base)) out.push_back({label, config});
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("every variant is causal in fp64 at the attention level", "[attention]") {
-  auto variant = GENERATE(from_range(all_variants()));
+  auto variant = GENERATE(from_range(attnlab::test::registry_variants()));
   INFO(variant.name);
   torch::manual_seed(5);
   auto attn = make_attention(variant.config);
@@ -55,7 +36,7 @@ TEST_CASE("every variant is causal in fp64 at the attention level", "[attention]
 }
 
 TEST_CASE("cached decode token by token and chunked prefill equal the full forward", "[attention][kv]") {
-  auto variant = GENERATE(from_range(all_variants()));
+  auto variant = GENERATE(from_range(attnlab::test::registry_variants()));
   auto position = GENERATE(as<std::string>{}, "rope", "alibi", "learned");
   auto config = variant.config;
   config.position.kind = position;
@@ -87,7 +68,7 @@ TEST_CASE("cached decode token by token and chunked prefill equal the full forwa
 }
 
 TEST_CASE("cache layouts follow DeepSeek-V2 Table 1 and the cache allocates exactly them", "[kv]") {
-  auto variant = GENERATE(from_range(all_variants()));
+  auto variant = GENERATE(from_range(attnlab::test::registry_variants()));
   auto dtype_name = GENERATE(as<std::string>{}, "fp32", "bf16", "fp16", "int8", "fp8_e4m3");
   INFO(variant.name << " " << dtype_name);
   auto config = variant.config;

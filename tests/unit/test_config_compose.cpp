@@ -98,6 +98,7 @@ optim:
   warmup_steps: 10
   schedule: cosine
   grad_clip: 1.0
+  fused: true
 train:
   steps: 100
   batch_size: 8

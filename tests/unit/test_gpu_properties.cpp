@@ -21,19 +21,6 @@ using torch::indexing::Slice;
 
 namespace {
 
-struct Variant {
-  std::string name;
-  ModelConfig config;
-};
-
-std::vector<Variant> all_variants() {
-  std::vector<Variant> out;
-  ModelConfig base = test::tiny_config("mha");
-  for (const auto& entry : attention_registry())
-    for (const auto& [label, config] : entry.test_configs(base)) out.push_back({label, config});
-  return out;
-}
-
 const torch::Device kCuda(torch::kCUDA);
 
 // Relative bands: fp32 on CUDA (no TF32 in LibTorch's defaults) and bf16
@@ -44,7 +31,7 @@ double band(torch::ScalarType dtype) { return dtype == torch::kBFloat16 ? 3e-2 :
 
 TEST_CASE("on CUDA every variant is causal", "[.gpu][attention]") {
   if (!torch::cuda::is_available()) ATTNLAB_SKIP("no CUDA device");
-  auto variant = GENERATE(from_range(all_variants()));
+  auto variant = GENERATE(from_range(attnlab::test::registry_variants()));
   const auto dtype = GENERATE(torch::kFloat32, torch::kBFloat16);
   INFO(variant.name << " " << c10::toString(dtype));
   torch::manual_seed(5);
@@ -64,7 +51,7 @@ TEST_CASE("on CUDA every variant is causal", "[.gpu][attention]") {
 TEST_CASE("on CUDA cached decode and chunked prefill equal the full forward, and the CPU's logits",
           "[.gpu][attention][kv]") {
   if (!torch::cuda::is_available()) ATTNLAB_SKIP("no CUDA device");
-  auto variant = GENERATE(from_range(all_variants()));
+  auto variant = GENERATE(from_range(attnlab::test::registry_variants()));
   const auto dtype = GENERATE(torch::kFloat32, torch::kBFloat16);
   INFO(variant.name << " " << c10::toString(dtype));
   torch::manual_seed(7);
