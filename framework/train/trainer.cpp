@@ -223,6 +223,11 @@ TrainOutcome train_run(const TrainRequest& request) {
   // One writer per run directory, for the rest of this call (multirun jobs too).
   RunDirectory run_dir(request.run_dir, request.restart);
   run_dir.check_belongs(cfg);
+  // From the moment the run directory is ours, a stop signal is noted and
+  // acted on at the first step boundary (checkpoint, "interrupted"): one
+  // arriving while the data and the record are set up must not kill the
+  // process with run.h5 at "running".
+  InterruptScope interrupts;
   if (run_dir.has_record()) {
     RunLog existing = RunLog::load(run_file);
     const auto* status = existing.attr("/", "status");
@@ -323,7 +328,6 @@ TrainOutcome train_run(const TrainRequest& request) {
       run_dir.checkpoint_and_commit(log, *model, *optimizer, state, tc.keep_checkpoints, status);
     };
 
-    InterruptScope interrupts;
     Progress progress(fmt::format("train {}", request.run_dir.filename().string()), tc.steps);
     std::vector<double> window_ms;  // mean ms per step of each logged window
     int64_t steps_this_process = 0;
