@@ -31,14 +31,14 @@ namespace {
 struct EvalArgs {
   std::string run_dir;
   std::vector<std::string> overrides;
-  std::vector<int64_t> context;  // empty: train.seq_len x 1, 2, 4, 8
+  std::vector<std::string> context;  // --context values; empty: train.seq_len x 1, 2, 4, 8
   std::string decode;            // empty: full-window chunks through the cache
   int64_t chunk = 0;             // 0: train.seq_len (1 with --decode)
   int64_t tokens = 16384;
   int64_t batch = 8;
   std::string device = "auto";
   bool recall = false;
-  std::vector<double> depths{0.0, 0.25, 0.5, 0.75, 1.0};
+  std::vector<std::string> depths;  // --depths values; empty: 0, 0.25, 0.5, 0.75, 1
   int64_t trials = 20;
 };
 
@@ -132,7 +132,10 @@ std::vector<eval::RecallCell> run_recall(LoadedRun& loaded, const std::vector<in
   std::vector<eval::RecallCell> cells;
   const bool mqar = data.kind == "synthetic" && data.task == "mqar";
   const std::string task = data.kind != "synthetic" ? "passkey-text" : data.task;
-  const std::vector<double> depths = mqar ? std::vector<double>{-1.0} : args.depths;
+  std::vector<double> given_depths;
+  for (const auto& d : split_list(args.depths)) given_depths.push_back(std::stod(d));  // checked by number_in
+  if (given_depths.empty()) given_depths = {0.0, 0.25, 0.5, 0.75, 1.0};
+  const std::vector<double> depths = mqar ? std::vector<double>{-1.0} : given_depths;
   Progress progress("eval recall", static_cast<int64_t>(lengths.size() * depths.size()));
   int64_t done = 0;
   for (int64_t l : lengths) {
@@ -184,7 +187,8 @@ int run(const EvalArgs& args) {
     loaded.model->set_decode(model::parse_decode(args.decode));
   }
   const int64_t train_len = cfg.train.seq_len;
-  std::vector<int64_t> lengths = args.context;
+  std::vector<int64_t> lengths;
+  for (const auto& c : split_list(args.context)) lengths.push_back(std::stoll(c));  // checked by integer_in
   if (lengths.empty())
     for (int64_t m : {1, 2, 4, 8}) lengths.push_back(m * train_len);
   for (int64_t l : lengths)
@@ -305,9 +309,8 @@ void add_eval(CLI::App& app, Action& action) {
                   "position.* and attention.cache_dtype overrides applied at evaluation only, e.g. "
                   "position.scaling.kind=yarn position.scaling.factor=4, or attention.cache_dtype=int8 (a quantized "
                   "cache is read even when a window fits in one chunk)");
-  cmd->add_option("--context", args->context, "Context lengths, comma-separated (default: train.seq_len x 1,2,4,8)")
-      ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+  add_list_option(*cmd, "--context", args->context, "Context lengths, comma-separated (default: train.seq_len x 1,2,4,8)",
+                  integer_in(1, int64_t{1} << 24));
   cmd->add_option("--decode", args->decode,
                   "MLA: score through the cached decode path (naive or absorbed), one token at a time unless "
                   "--chunk says otherwise")
@@ -322,10 +325,8 @@ void add_eval(CLI::App& app, Action& action) {
   cmd->add_flag("--recall", args->recall,
                 "Also run recall probes at each context: passkey retrieval (text runs), or the run's synthetic task "
                 "(into /eval/recall)");
-  cmd->add_option("--depths", args->depths, "Passkey depths in [0, 1], comma-separated")
-      ->delimiter(',')
-      ->check(number_in(0.0, 1.0))
-      ->capture_default_str();
+  add_list_option(*cmd, "--depths", args->depths, "Passkey depths in [0, 1], comma-separated (default 0,0.25,0.5,0.75,1)",
+                  number_in(0.0, 1.0));
   cmd->add_option("--trials", args->trials, "Recall trials per (context, depth) cell")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

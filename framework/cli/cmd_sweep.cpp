@@ -84,7 +84,7 @@ void resolve_launcher(SweepArgs& a) {
                                                     a.flags_given.contains("--launcher") ? a.launcher : "");
   const auto given = [&](const char* flag) { return a.flags_given.contains(flag); };
   if (!given("--jobs")) a.jobs = c.jobs;
-  if (!given("--devices")) a.devices = c.devices;
+  a.devices = given("--devices") ? split_list(a.devices) : c.devices;
   if (!given("--partition")) a.slurm.partition = c.slurm.partition;
   if (!given("--time")) a.slurm.time = c.slurm.time;
   if (!given("--gpus-per-task")) a.slurm.gpus_per_task = c.slurm.gpus_per_task;
@@ -447,8 +447,8 @@ void add_sweep(CLI::App& app, Action& action) {
   cmd->add_option("--launcher", a->launcher,
                   "local, slurm, or another configs/launcher/NAME.yaml (same as the override launcher=NAME)")
       ->capture_default_str();
-  cmd->add_option("--devices", a->devices, "CUDA devices for local workers, one per worker (e.g. 0,1,2,3)")
-      ->delimiter(',');
+  add_list_option(*cmd, "--devices", a->devices, "CUDA devices for local workers, one per worker (e.g. 0,1,2,3)",
+                  CLI::Validator([](std::string&) { return std::string(); }, "a device"));
   cmd->add_flag("--dry-run", a->dry_run, "Print the planned runs and their state; run nothing");
   cmd->add_flag("--fail-fast", a->fail_fast, "Start no new run after one fails");
   cmd->add_flag("--extend", a->extend, "Allow new runs in a sweep that already has a manifest");
@@ -467,7 +467,10 @@ void add_sweep(CLI::App& app, Action& action) {
                   "Slurm: SIGTERM this long before the time limit, to checkpoint and requeue")
       ->capture_default_str()->group("Slurm launcher");
   cmd->add_option("--sbatch", o.sbatch, "Slurm: an extra #SBATCH option, e.g. --sbatch=--account=lab (repeatable)")
-      ->group("Slurm launcher");
+      ->group("Slurm launcher")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->callback([&action, a, cmd] {
     for (const char* flag : {"--launcher", "--jobs", "--devices", "--partition", "--time", "--gpus-per-task",
                              "--cpus-per-task", "--max-parallel", "--signal-seconds", "--sbatch"})

@@ -76,4 +76,34 @@ CLI::Validator integer_in(int64_t lo, int64_t hi) {
       expected);
 }
 
+std::vector<std::string> split_list(const std::vector<std::string>& raw) {
+  std::vector<std::string> out;
+  for (const auto& value : raw) {
+    size_t start = 0;
+    while (start <= value.size()) {
+      const size_t comma = value.find(',', start);
+      out.push_back(value.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+CLI::Option* add_list_option(CLI::App& cmd, const std::string& name, std::vector<std::string>& raw,
+                             const std::string& help, const CLI::Validator& element) {
+  const CLI::Validator each(
+      [element](std::string& value) -> std::string {
+        for (auto item : split_list({value}))
+          if (auto why = element(item); !why.empty()) return why;
+        return "";
+      },
+      element.get_description() + ", comma-separated");
+  return cmd.add_option(name, raw, help)
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->check(each);
+}
+
 }  // namespace attnlab::cli

@@ -34,6 +34,13 @@ void add_config_args(CLI::App& cmd, ConfigArgs& args);
 CLI::Validator number_in(double lo, double hi, bool lo_open = false, bool hi_open = false);
 CLI::Validator integer_in(int64_t lo, int64_t hi);
 
+// A list flag: one comma-separated value each time it appears (it may
+// repeat), never the arguments after it, so overrides and flags can come in
+// any order. Each element is checked by `element`; split_list() gives them.
+CLI::Option* add_list_option(CLI::App& cmd, const std::string& name, std::vector<std::string>& raw,
+                             const std::string& help, const CLI::Validator& element);
+std::vector<std::string> split_list(const std::vector<std::string>& raw);
+
 config::ComposeRequest make_request(const ConfigArgs& args, std::vector<std::string> leading_overrides = {});
 
 }  // namespace attnlab::cli

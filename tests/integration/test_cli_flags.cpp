@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "model/generate.h"
+#include "results/run_log.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
@@ -112,4 +113,49 @@ TEST_CASE("sampling at a vanishing temperature or top_p picks the most likely to
   nucleus.temperature = 1.0;
   nucleus.top_p = 1e-12;
   CHECK(torch::equal(attnlab::model::sample_next(logits, nucleus, generator), best));
+}
+
+TEST_CASE("list flags take one value, so overrides after them stay overrides, in any order", "[cli][flags]") {
+  TempDir tmp;
+  const std::string data = attnlab::testing::text_corpus(tmp.path, "line ", 400);
+  attnlab::test::write_bytes(tmp.path / "exp.yaml",
+                             "# @package _global_\nrun:\n  name: order\ntrain:\n  steps: 2\nsweep:\n  seed: 0,1\n");
+  const std::string exp = (tmp.path / "exp.yaml").string();
+  // A bad override must be refused, naming it, wherever the list flag stands
+  // (it used to be swallowed as another --devices value, and the sweep ran).
+  for (const std::string& args : {"sweep " + exp + " --devices 0 model.n_layers=zzz --dry-run",
+                                  "sweep " + exp + " model.n_layers=zzz --devices 0,1 --dry-run",
+                                  "sweep --devices 0 " + exp + " --dry-run model.n_layers=zzz"}) {
+    INFO(args);
+    const auto [code, output] = run_in(tmp.path, "", args + " run.root=" + (tmp.path / "results").string());
+    INFO(output);
+    CHECK(code == 2);
+    CHECK_THAT(output, Catch::Contains("model.n_layers"));
+  }
+  // eval: a trained run, then --context before, after and between overrides.
+  const auto [trained, train_out] =
+      run_in(tmp.path, "", "train run.name=r run.root=" + (tmp.path / "runs").string() + data +
+                               " train.steps=2 train.seq_len=32 model.max_seq_len=32 train.eval_batches=1");
+  INFO(train_out);
+  REQUIRE(trained == 0);
+  const std::string run = (tmp.path / "runs" / "r").string();
+  for (const std::string& args : {"eval " + run + " --context 32,64 position.scaling.kind=bogus",
+                                  "eval " + run + " position.scaling.kind=bogus --context 32,64",
+                                  "eval --context 32 " + run + " position.scaling.kind=bogus --tokens 64"}) {
+    INFO(args);
+    const auto [code, output] = run_in(tmp.path, "", args);
+    INFO(output);
+    CHECK(code == 2);
+    CHECK_THAT(output, Catch::Contains("position.scaling.kind"));
+  }
+  // A repeated list flag adds its values: both lengths are evaluated.
+  const auto [ok, ok_out] = run_in(tmp.path, "", "eval --context 32 " + run + " --tokens 64 --context 64 --batch 2");
+  INFO(ok_out);
+  REQUIRE(ok == 0);
+  const auto lengths = attnlab::results::RunLog::load(tmp.path / "runs" / "r" / "run.h5").column("eval/context", "context");
+  CHECK(std::set<double>(lengths.begin(), lengths.end()) == std::set<double>{32.0, 64.0});
+  // And a bad element is named with its flag.
+  const auto [bad, bad_out] = run_in(tmp.path, "", "eval " + run + " --context 32,99999999999999999999");
+  CHECK(bad == 2);
+  CHECK_THAT(bad_out, Catch::Contains("--context"));
 }
