@@ -3,7 +3,6 @@
 // that load(path).commit() rewrites the same content.
 #include "results/run_log.h"
 
-#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -12,7 +11,6 @@
 
 #include "core/error.h"
 #include "core/failpoint.h"
-#include "results/durable.h"
 #include "results/h5.h"
 
 namespace attnlab::results {

@@ -2,7 +2,6 @@
 #include "sweep/collect.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,7 +12,6 @@
 #include <set>
 
 #include "core/error.h"
-#include "results/durable.h"
 #include "results/h5.h"
 #include "results/run_log.h"
 #include "sweep/eval_rows.h"
